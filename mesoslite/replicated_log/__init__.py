@@ -1,0 +1,1 @@
+"""replicated_log."""
