@@ -1,0 +1,51 @@
+"""Turn command-line values into role configurations and a Node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mesoslite.agent.config import AgentConfig
+from mesoslite.config import default_hostname
+from mesoslite.master.config import MasterConfig
+from mesoslite.node import Node
+
+__all__ = ["agent_config", "build_node", "master_config"]
+
+
+def master_config(ip: str, port: int, hostname: str | None, data_dir: Path) -> MasterConfig:
+    return MasterConfig(
+        ip=ip,
+        port=port,
+        hostname=hostname or default_hostname(),
+        work_dir=data_dir / "master",
+    )
+
+
+def agent_config(
+    ip: str,
+    port: int,
+    hostname: str | None,
+    data_dir: Path,
+    *,
+    resources: str | None,
+    attributes: str | None,
+    isolation: str | None,
+) -> AgentConfig:
+    return AgentConfig(
+        ip=ip,
+        port=port,
+        hostname=hostname or default_hostname(),
+        work_dir=data_dir / "agent",
+        resources=resources,
+        attributes=attributes,
+        isolation=isolation,
+    )
+
+
+def build_node(
+    *,
+    master: MasterConfig | None = None,
+    agent: AgentConfig | None = None,
+    master_address: str | None = None,
+) -> Node:
+    return Node(master_config=master, agent_config=agent, master_address=master_address)

@@ -1,0 +1,48 @@
+"""Options that several commands share, so that they read the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mesoslite.config import default_data_dir
+
+__all__ = ["agent_options", "data_dir_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def data_dir_option(function: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Where the node keeps its state [default: {default_data_dir()}]",
+    )(function)
+
+
+def agent_options(function: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--resources",
+                default=None,
+                help="Override discovered resources, Mesos syntax or JSON "
+                "(e.g. 'cpus:4;mem:4096;ports:[31000-32000]').",
+            ),
+            click.option(
+                "--attributes", default=None, help="Agent attributes, e.g. 'rack:r1;zone:a'."
+            ),
+            click.option(
+                "--isolation",
+                default=None,
+                help="Isolators, as Mesos' --isolation (e.g. 'posix/cpu,posix/mem'); "
+                "default: the Linux set as root, posix otherwise.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function

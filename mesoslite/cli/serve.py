@@ -1,0 +1,153 @@
+"""Running a node in the foreground or detached, shared by `up`, `master` and `agent`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import click
+
+from mesoslite.cli.common import CliError, read_running_pid
+from mesoslite.config import log_file, pid_file
+
+__all__ = [
+    "NodeFactory",
+    "ReadyPrinter",
+    "detach",
+    "ephemeral_data_dir",
+    "run_foreground",
+    "self_command",
+]
+
+# Builds the node for a data directory (import-heavy: called only when running).
+NodeFactory = Callable[[Path], "object"]
+# Prints the banner once the node is ready: (addresses, seconds since start).
+ReadyPrinter = Callable[[dict[str, str | None], float], None]
+
+
+def self_command() -> list[str]:
+    """How to start this same program again (frozen binary or `python -m`)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "mesoslite"]
+
+
+@contextlib.contextmanager
+def ephemeral_data_dir(enabled: bool, data_dir: Path) -> Iterator[Path]:
+    """`--ephemeral`: a temporary data directory that is removed on exit."""
+    if not enabled:
+        yield data_dir
+        return
+    path = Path(tempfile.mkdtemp(prefix="mesoslite-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_pid_file(data_dir: Path, addresses: dict[str, str | None]) -> None:
+    lines = [str(os.getpid())]
+    lines += [f"{role} {address}" for role, address in addresses.items() if address]
+    tmp = pid_file(data_dir).with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(pid_file(data_dir))
+
+
+def read_addresses(data_dir: Path) -> dict[str, str]:
+    """Addresses a running node recorded in its pid file."""
+    try:
+        lines = pid_file(data_dir).read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    pairs = (line.split(" ", 1) for line in lines if " " in line)
+    return {role: address for role, address in pairs}
+
+
+def run_foreground(build_node: Callable[[Path], object], data_dir: Path, on_ready: ReadyPrinter) -> None:
+    """Run the node until SIGINT/SIGTERM; every task it started is stopped on the way out."""
+    from mesoslite.node import BindError, Node, NodeAddresses
+
+    started_at = time.monotonic()
+    running = read_running_pid(data_dir)
+    if running is not None and running != os.getpid():
+        raise CliError(
+            f"a mesoslite node (pid {running}) already runs from {data_dir}; "
+            "stop it with `mesoslite down` or pick another --data-dir"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    node = build_node(data_dir)
+    assert isinstance(node, Node)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            addresses: NodeAddresses = await tg.start(node.run)
+            recorded = {"master": addresses.master, "agent": addresses.agent}
+            _write_pid_file(data_dir, recorded)
+            on_ready(recorded, time.monotonic() - started_at)
+
+    try:
+        anyio.run(main)
+    except BindError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            if read_running_pid(data_dir) in (os.getpid(), None):
+                pid_file(data_dir).unlink()
+
+
+def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> dict[str, str]:
+    """Start this command again in the background (own session, log in the data dir) and
+    wait until it is ready. Returns the addresses it recorded."""
+    running = read_running_pid(data_dir)
+    if running is not None:
+        raise CliError(
+            f"a mesoslite node (pid {running}) already runs from {data_dir}; "
+            "stop it with `mesoslite down`"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        pid_file(data_dir).unlink()
+    log_path = log_file(data_dir)
+    with open(log_path, "ab") as log_out:
+        child = subprocess.Popen(
+            [*self_command(), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            detail = ("; ".join(tail)) if tail else f"exit status {child.returncode}"
+            raise CliError(f"mesoslite failed to start: {detail} (log: {log_path})")
+        if read_running_pid(data_dir) == child.pid:
+            return read_addresses(data_dir)
+        time.sleep(0.02)
+    child.terminate()
+    raise CliError(f"mesoslite did not become ready within {ready_timeout_s:.0f} s (log: {log_path})")
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,97 @@
+"""`mesoslite up`: a one-node cluster (master + agent) in one process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mesoslite import __version__
+from mesoslite.cli.options import agent_options, data_dir_option
+from mesoslite.cli.serve import detach, ephemeral_data_dir, run_foreground
+from mesoslite.config import DEFAULT_AGENT_PORT, DEFAULT_MASTER_PORT, default_data_dir
+
+__all__ = ["print_banner", "up"]
+
+
+def print_banner(addresses: dict[str, str | None], data_dir: Path, elapsed_s: float | None) -> None:
+    ready = f" in {elapsed_s:.2f} s" if elapsed_s is not None else ""
+    click.echo(f"mesoslite {__version__} is up{ready}")
+    master, agent = addresses.get("master"), addresses.get("agent")
+    if master:
+        click.echo(f"  master  http://{master}   (state: http://{master}/state)")
+    if agent:
+        click.echo(f"  agent   http://{agent}")
+    click.echo(f"  data    {data_dir}")
+    if master:
+        click.echo(f"export MESOS_MASTER={master}")
+    sys.stdout.flush()
+
+
+@click.command()
+@click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_MASTER_PORT, show_default=True, help="Master port.")
+@click.option("--agent-port", default=DEFAULT_AGENT_PORT, show_default=True, help="Agent port.")
+@click.option("--hostname", default=None, help="Hostname to advertise [default: this host's].")
+@data_dir_option
+@agent_options
+@click.option("--detach", is_flag=True, help="Run in the background; stop with `mesoslite down`.")
+@click.option("--ephemeral", is_flag=True, help="Use a temporary data directory, removed on exit.")
+def up(
+    ip: str,
+    port: int,
+    agent_port: int,
+    hostname: str | None,
+    data_dir: Path | None,
+    resources: str | None,
+    attributes: str | None,
+    isolation: str | None,
+    detach: bool,
+    ephemeral: bool,
+) -> None:
+    """Start a master and an agent in this process (a one-node cluster).
+
+    Prints the URLs and an `export MESOS_MASTER=...` line. Ctrl-C stops it cleanly and
+    stops every task it started.
+    """
+    data_dir = data_dir or default_data_dir()
+    if detach:
+        if ephemeral:
+            raise click.UsageError("--detach and --ephemeral do not go together")
+        argv = [a for a in sys.argv[1:] if a != "--detach"]
+        if "--data-dir" not in argv and not any(a.startswith("--data-dir=") for a in argv):
+            argv += ["--data-dir", str(data_dir)]
+        addresses = _detach(argv, data_dir)
+        print_banner(dict(addresses), data_dir, None)
+        click.echo("Running in the background; stop it with `mesoslite down`.")
+        return
+
+    with ephemeral_data_dir(ephemeral, data_dir) as effective_dir:
+
+        def build(path: Path) -> object:
+            from mesoslite.cli.builders import agent_config, build_node, master_config
+
+            return build_node(
+                master=master_config(ip, port, hostname, path),
+                agent=agent_config(
+                    ip,
+                    agent_port,
+                    hostname,
+                    path,
+                    resources=resources,
+                    attributes=attributes,
+                    isolation=isolation,
+                ),
+            )
+
+        def ready(addresses: dict[str, str | None], elapsed_s: float) -> None:
+            print_banner(addresses, effective_dir, elapsed_s)
+            click.echo("Press Ctrl-C to stop.")
+            sys.stdout.flush()
+
+        run_foreground(build, effective_dir, ready)
+
+
+def _detach(argv: list[str], data_dir: Path) -> dict[str, str]:
+    return detach(argv, data_dir)
