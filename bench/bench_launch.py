@@ -87,8 +87,12 @@ async def launch_all(master: str, total: int) -> tuple[float, list[float]]:
                 await client.acknowledge(status)
                 if status.state == mesos_pb2.TASK_FINISHED:
                     finished += 1
-                elif status.state in (mesos_pb2.TASK_FAILED, mesos_pb2.TASK_LOST,
-                                      mesos_pb2.TASK_ERROR, mesos_pb2.TASK_DROPPED):
+                elif status.state in (
+                    mesos_pb2.TASK_FAILED,
+                    mesos_pb2.TASK_LOST,
+                    mesos_pb2.TASK_ERROR,
+                    mesos_pb2.TASK_DROPPED,
+                ):
                     raise RuntimeError(f"task {task_id} ended {status.state}: {status.message}")
                 if finished == total:
                     done_at = time.perf_counter()
@@ -101,8 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=1000)
     args = parser.parse_args()
-    print(f"machine ceiling: posix_spawn+wait of /bin/true: {fork_exec_rate():.0f}/s; "
-          f"subprocess.run(['true']): {subprocess_rate():.0f}/s")
+    print(
+        f"machine ceiling: posix_spawn+wait of /bin/true: {fork_exec_rate():.0f}/s; "
+        f"subprocess.run(['true']): {subprocess_rate():.0f}/s"
+    )
     cluster = start("--resources", "cpus:64;mem:65536;disk:1000;ports:[31000-32000]")
     try:
         rate, latencies = anyio.run(launch_all, cluster.master, args.tasks)
@@ -110,8 +116,10 @@ def main() -> None:
         cluster.stop()
     ms = [x * 1000 for x in latencies]
     print(f"{args.tasks} command tasks end to end: {rate:.0f} tasks/s")
-    print(f"ACCEPT -> TASK_RUNNING: p50 {percentile(ms, 0.5):.1f} ms, "
-          f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")
+    print(
+        f"ACCEPT -> TASK_RUNNING: p50 {percentile(ms, 0.5):.1f} ms, "
+        f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

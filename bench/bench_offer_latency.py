@@ -23,7 +23,8 @@ from mesoslite.wire import media
 
 
 async def follow(
-    client: SchedulerClient, offers: MemoryObjectSendStream[tuple[SchedulerClient, list[mesos_pb2.OfferID], float]]
+    client: SchedulerClient,
+    offers: MemoryObjectSendStream[tuple[SchedulerClient, list[mesos_pb2.OfferID], float]],
 ) -> None:
     async for event in client.subscribe():
         if event.type == scheduler_pb2.Event.OFFERS:
@@ -35,10 +36,12 @@ async def measure(master: str, rounds: int) -> list[float]:
     send, receive = anyio.create_memory_object_stream[
         tuple[SchedulerClient, list[mesos_pb2.OfferID], float]
     ](100)
-    first = SchedulerClient(master, mesos_pb2.FrameworkInfo(user="root", name="holder-a"),
-                            content_type=media.PROTOBUF)
-    second = SchedulerClient(master, mesos_pb2.FrameworkInfo(user="root", name="holder-b"),
-                             content_type=media.PROTOBUF)
+    first = SchedulerClient(
+        master, mesos_pb2.FrameworkInfo(user="root", name="holder-a"), content_type=media.PROTOBUF
+    )
+    second = SchedulerClient(
+        master, mesos_pb2.FrameworkInfo(user="root", name="holder-b"), content_type=media.PROTOBUF
+    )
     latencies: list[float] = []
     async with first, second, anyio.create_task_group() as tg:
         tg.start_soon(follow, first, send)
@@ -72,8 +75,10 @@ def main() -> None:
     finally:
         cluster.stop()
     ms = [x * 1000 for x in latencies]
-    print(f"freed -> offered to another framework over {len(ms)} rounds: "
-          f"p50 {percentile(ms, 0.5):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms")
+    print(
+        f"freed -> offered to another framework over {len(ms)} rounds: "
+        f"p50 {percentile(ms, 0.5):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms"
+    )
 
 
 if __name__ == "__main__":

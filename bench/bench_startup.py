@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 from bench.cluster import ROOT, mesoslite_command, start, tree_rss_bytes
 
@@ -33,10 +32,11 @@ def main() -> None:
             rss.append(tree_rss_bytes(cluster.process.pid) / 1e6)
         finally:
             cluster.stop()
-    print(f"ready: median {statistics.median(ready):.3f} s, min {min(ready):.3f} s, "
-          f"max {max(ready):.3f} s over {len(ready)} trials")
-    print(f"idle RSS (process tree): median {statistics.median(rss):.1f} MB, "
-          f"max {max(rss):.1f} MB")
+    print(
+        f"ready: median {statistics.median(ready):.3f} s, min {min(ready):.3f} s, "
+        f"max {max(ready):.3f} s over {len(ready)} trials"
+    )
+    print(f"idle RSS (process tree): median {statistics.median(rss):.1f} MB, max {max(rss):.1f} MB")
 
 
 if __name__ == "__main__":

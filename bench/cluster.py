@@ -57,9 +57,20 @@ def start(*extra: str) -> BenchCluster:
     data_dir = Path(tempfile.mkdtemp(prefix="mesoslite-bench-"))
     started = time.perf_counter()
     process = subprocess.Popen(
-        [*mesoslite_command(), "up", "--data-dir", str(data_dir), "--port", str(master_port),
-         "--agent-port", str(agent_port), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            *mesoslite_command(),
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(master_port),
+            "--agent-port",
+            str(agent_port),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     master = f"127.0.0.1:{master_port}"
     with httpx.Client(base_url=f"http://{master}", timeout=1) as http:
@@ -70,9 +81,10 @@ def start(*extra: str) -> BenchCluster:
                 process.kill()
                 raise RuntimeError("mesoslite up not ready in 60 s")
             try:
-                if http.get("/health").status_code == 200 and http.get(
-                    "/master/slaves"
-                ).json()["slaves"]:
+                if (
+                    http.get("/health").status_code == 200
+                    and http.get("/master/slaves").json()["slaves"]
+                ):
                     break
             except (httpx.TransportError, ValueError, KeyError):
                 pass

@@ -127,7 +127,9 @@ class Node:
                 raise
         return master_sock, agent_sock
 
-    async def run(self, *, task_status: TaskStatus[NodeAddresses] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[NodeAddresses] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         master_sock, agent_sock = self.bind()
         try:
             async with anyio.create_task_group() as tg:

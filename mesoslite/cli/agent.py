@@ -46,8 +46,13 @@ def agent(
         from mesoslite.cli.builders import agent_config, build_node
 
         config = agent_config(
-            ip, port, hostname, path,
-            resources=resources, attributes=attributes, isolation=isolation,
+            ip,
+            port,
+            hostname,
+            path,
+            resources=resources,
+            attributes=attributes,
+            isolation=isolation,
         )
         return build_node(agent=config, master_address=address)
 

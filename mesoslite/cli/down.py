@@ -19,7 +19,10 @@ __all__ = ["down"]
 @click.command()
 @data_dir_option
 @click.option(
-    "--timeout", "timeout_s", default=30.0, show_default=True,
+    "--timeout",
+    "timeout_s",
+    default=30.0,
+    show_default=True,
     help="Seconds to wait for a clean stop before killing it.",
 )
 def down(data_dir: Path | None, timeout_s: float) -> None:

@@ -53,24 +53,35 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.option(
-    "--master", "master_address", default=default_master,
-    show_default="$MESOS_MASTER or 127.0.0.1:5050", help="The master (HOST:PORT).",
+    "--master",
+    "master_address",
+    default=default_master,
+    show_default="$MESOS_MASTER or 127.0.0.1:5050",
+    help="The master (HOST:PORT).",
 )
 @click.option("--name", required=True, help="Task name (also its id prefix).")
 @click.option("--command", "command", required=True, help="Shell command to run.")
 @click.option(
-    "--resources", default="cpus:0.1;mem:32", show_default=True,
+    "--resources",
+    default="cpus:0.1;mem:32",
+    show_default=True,
     help="Resources for the task, Mesos syntax.",
 )
 @click.option("--env", "env", multiple=True, help="KEY=VALUE (repeatable) or a JSON object.")
 @click.option("--role", default="*", show_default=True, help="Role to run the framework in.")
 @click.option(
-    "--wait/--no-wait", default=False,
+    "--wait/--no-wait",
+    default=False,
     help="Wait for the task to end and exit with its exit status "
     "(default: return once the task is running).",
 )
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True,
-              help="Seconds to wait for an offer that fits.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for an offer that fits.",
+)
 def execute(
     master_address: str,
     name: str,
@@ -85,8 +96,8 @@ def execute(
     import anyio
     import httpx
 
-    from mesoslite.client.scheduler import SchedulerError
     from mesoslite.cli.run_task import run_task
+    from mesoslite.client.scheduler import SchedulerError
     from mesoslite.resources import ResourceParseError, parse_resources
 
     master = normalize_master(master_address)

@@ -15,9 +15,14 @@ from mesoslite.resources import Resources
 __all__ = ["run_task"]
 
 _TERMINAL = {
-    mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-    mesos_pb2.TASK_LOST, mesos_pb2.TASK_ERROR, mesos_pb2.TASK_DROPPED,
-    mesos_pb2.TASK_GONE, mesos_pb2.TASK_GONE_BY_OPERATOR,
+    mesos_pb2.TASK_FINISHED,
+    mesos_pb2.TASK_FAILED,
+    mesos_pb2.TASK_KILLED,
+    mesos_pb2.TASK_LOST,
+    mesos_pb2.TASK_ERROR,
+    mesos_pb2.TASK_DROPPED,
+    mesos_pb2.TASK_GONE,
+    mesos_pb2.TASK_GONE_BY_OPERATOR,
 }
 
 
@@ -88,7 +93,9 @@ async def run_task(
                     last = ("ERROR", event.error.message)
                     break
         if scope.cancelled_caught:
-            raise TimeoutError(f"no offer that fits the task arrived within {offer_timeout_s:.0f} s")
+            raise TimeoutError(
+                f"no offer that fits the task arrived within {offer_timeout_s:.0f} s"
+            )
         if wait or last[0] not in ("TASK_RUNNING", "TASK_STARTING"):
             await client.teardown()
     return last

@@ -72,7 +72,9 @@ def read_addresses(data_dir: Path) -> dict[str, str]:
     return {role: address for role, address in pairs}
 
 
-def run_foreground(build_node: Callable[[Path], object], data_dir: Path, on_ready: ReadyPrinter) -> None:
+def run_foreground(
+    build_node: Callable[[Path], object], data_dir: Path, on_ready: ReadyPrinter
+) -> None:
     """Run the node until SIGINT/SIGTERM; every task it started is stopped on the way out."""
     from mesoslite.node import BindError, Node, NodeAddresses
 
@@ -146,7 +148,9 @@ def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> di
             return read_addresses(data_dir)
         time.sleep(0.02)
     child.terminate()
-    raise CliError(f"mesoslite did not become ready within {ready_timeout_s:.0f} s (log: {log_path})")
+    raise CliError(
+        f"mesoslite did not become ready within {ready_timeout_s:.0f} s (log: {log_path})"
+    )
 
 
 def echo_err(message: str) -> None:

@@ -141,9 +141,7 @@ class SchedulerClient:
             call.accept.filters.refuse_seconds = refuse_seconds
         await self.call(call)
 
-    async def launch(
-        self, offer: mesos_pb2.Offer, tasks: Iterable[mesos_pb2.TaskInfo]
-    ) -> None:
+    async def launch(self, offer: mesos_pb2.Offer, tasks: Iterable[mesos_pb2.TaskInfo]) -> None:
         operation = mesos_pb2.Offer.Operation(type=mesos_pb2.Offer.Operation.LAUNCH)
         operation.launch.task_infos.extend(tasks)
         await self.accept([offer.id], [operation])

@@ -131,13 +131,17 @@ class InProcessConnector:
         self._agent_name = agent_name
 
     async def connect(self) -> AgentChannel:
-        agent_end, master_end = memory_channel_pair[
-            internal_pb2.AgentToMaster, internal_pb2.MasterToAgent
-        ](self._agent_name, "master")
+        pair: tuple[
+            MemoryChannel[internal_pb2.AgentToMaster, internal_pb2.MasterToAgent],
+            MemoryChannel[internal_pb2.MasterToAgent, internal_pb2.AgentToMaster],
+        ] = memory_channel_pair(self._agent_name, "master")
+        agent_end, master_end = pair
         self._task_group.start_soon(self._serve, master_end)
         return agent_end
 
-    async def _serve(self, channel: MemoryChannel[internal_pb2.MasterToAgent, internal_pb2.AgentToMaster]) -> None:
+    async def _serve(
+        self, channel: MemoryChannel[internal_pb2.MasterToAgent, internal_pb2.AgentToMaster]
+    ) -> None:
         try:
             await self._master.serve_agent(channel)
         finally:

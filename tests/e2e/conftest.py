@@ -40,9 +40,22 @@ def start_cluster(tmp_path: Path, *extra: str) -> RunningCluster:
     log_path = tmp_path / "mesoslite.log"
     with open(log_path, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mesoslite", "up", "--data-dir", str(data_dir),
-             "--port", str(master_port), "--agent-port", str(agent_port), *extra],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "mesoslite",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(master_port),
+                "--agent-port",
+                str(agent_port),
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     cluster = RunningCluster(
         f"127.0.0.1:{master_port}", f"127.0.0.1:{agent_port}", data_dir, process, log_path

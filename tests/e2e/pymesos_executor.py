@@ -22,7 +22,9 @@ class EchoExecutor(Executor):  # type: ignore[misc]
     def __init__(self) -> None:
         self.tasks: list[dict[str, Any]] = []
 
-    def registered(self, driver: Any, executor_info: Any, framework_info: Any, agent_info: Any) -> None:
+    def registered(
+        self, driver: Any, executor_info: Any, framework_info: Any, agent_info: Any
+    ) -> None:
         self.agent_id = agent_info["id"]
 
     def launchTask(self, driver: Any, task: dict[str, Any]) -> None:
@@ -32,8 +34,12 @@ class EchoExecutor(Executor):  # type: ignore[misc]
             for k in ("MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID", "MESOS_AGENT_ENDPOINT")
         )
         driver.sendStatusUpdate(
-            {"task_id": task["task_id"], "agent_id": self.agent_id,
-             "state": "TASK_RUNNING", "message": env_report}
+            {
+                "task_id": task["task_id"],
+                "agent_id": self.agent_id,
+                "state": "TASK_RUNNING",
+                "message": env_report,
+            }
         )
 
     def frameworkMessage(self, driver: Any, message: str) -> None:
@@ -41,8 +47,11 @@ class EchoExecutor(Executor):  # type: ignore[misc]
         if text == "finish":
             for task in self.tasks:
                 driver.sendStatusUpdate(
-                    {"task_id": task["task_id"], "agent_id": self.agent_id,
-                     "state": "TASK_FINISHED"}
+                    {
+                        "task_id": task["task_id"],
+                        "agent_id": self.agent_id,
+                        "state": "TASK_FINISHED",
+                    }
                 )
             return
         driver.sendFrameworkMessage(_b64(f"echo:{text}"))

@@ -89,9 +89,7 @@ def stop_driver(driver: MesosSchedulerDriver, failover: bool = False) -> None:
 
 
 def scalar(offer: dict[str, Any], name: str) -> float:
-    return float(
-        sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name)
-    )
+    return float(sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name))
 
 
 def command_task(

@@ -16,9 +16,7 @@ MESOSLITE = [sys.executable, "-m", "mesoslite"]
 
 
 def run_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MESOSLITE, *args], capture_output=True, text=True, timeout=timeout_s
-    )
+    return subprocess.run([*MESOSLITE, *args], capture_output=True, text=True, timeout=timeout_s)
 
 
 def test_up_prints_urls_and_export_line(cluster: RunningCluster) -> None:
@@ -29,33 +27,53 @@ def test_up_prints_urls_and_export_line(cluster: RunningCluster) -> None:
 
 
 def test_execute_wait_returns_the_task_exit_status(cluster: RunningCluster) -> None:
-    ok = run_cli("execute", "--master", cluster.master, "--name", "hello",
-                 "--command", "echo hi", "--wait")
+    ok = run_cli(
+        "execute", "--master", cluster.master, "--name", "hello", "--command", "echo hi", "--wait"
+    )
     assert ok.returncode == 0, ok.stderr
     assert "TASK_FINISHED" in ok.stdout
-    failed = run_cli("execute", "--master", cluster.master, "--name", "bad",
-                     "--command", "exit 42", "--wait")
+    failed = run_cli(
+        "execute", "--master", cluster.master, "--name", "bad", "--command", "exit 42", "--wait"
+    )
     assert failed.returncode == 42
     assert "TASK_FAILED" in failed.stdout
 
 
 def test_execute_passes_environment(cluster: RunningCluster) -> None:
     result = run_cli(
-        "execute", "--master", cluster.master, "--name", "env",
-        "--command", 'test "$GREETING" = hello', "--env", "GREETING=hello", "--wait",
+        "execute",
+        "--master",
+        cluster.master,
+        "--name",
+        "env",
+        "--command",
+        'test "$GREETING" = hello',
+        "--env",
+        "GREETING=hello",
+        "--wait",
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_bad_input_gets_one_line_errors(tmp_path: Path) -> None:
-    bad_resources = run_cli("execute", "--master", "127.0.0.1:1", "--name", "x",
-                            "--command", "true", "--resources", "cpus:lots")
+    bad_resources = run_cli(
+        "execute",
+        "--master",
+        "127.0.0.1:1",
+        "--name",
+        "x",
+        "--command",
+        "true",
+        "--resources",
+        "cpus:lots",
+    )
     assert bad_resources.returncode != 0
     assert "Traceback" not in bad_resources.stderr
     assert "--resources" in bad_resources.stderr
 
-    unreachable = run_cli("execute", "--master", f"127.0.0.1:{free_port()}", "--name", "x",
-                          "--command", "true")
+    unreachable = run_cli(
+        "execute", "--master", f"127.0.0.1:{free_port()}", "--name", "x", "--command", "true"
+    )
     assert unreachable.returncode == 1
     assert "cannot reach the master" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
@@ -70,8 +88,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli("up", "--ephemeral", "--port", str(port),
-                         "--agent-port", str(free_port()))
+        result = run_cli("up", "--ephemeral", "--port", str(port), "--agent-port", str(free_port()))
     assert result.returncode == 1
     assert f"127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -80,8 +97,16 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 def test_detach_and_down(tmp_path: Path) -> None:
     data_dir = tmp_path / "detached"
     master_port = free_port()
-    started = run_cli("up", "--detach", "--data-dir", str(data_dir),
-                      "--port", str(master_port), "--agent-port", str(free_port()))
+    started = run_cli(
+        "up",
+        "--detach",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(master_port),
+        "--agent-port",
+        str(free_port()),
+    )
     try:
         assert started.returncode == 0, started.stderr
         assert f"export MESOS_MASTER=127.0.0.1:{master_port}" in started.stdout
@@ -113,8 +138,9 @@ def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path)
     marker = f"sleep {600 + os.getpid() % 97}.{time.time_ns() % 1000}"
     try:
-        launched = run_cli("execute", "--master", cluster.master, "--name", "sleeper",
-                           "--command", marker)
+        launched = run_cli(
+            "execute", "--master", cluster.master, "--name", "sleeper", "--command", marker
+        )
         assert launched.returncode == 0, launched.stdout + launched.stderr
         assert _pids_running(marker), "the task should be running"
     finally:

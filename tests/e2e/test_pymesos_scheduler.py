@@ -90,9 +90,7 @@ def test_command_tasks_run_to_completion_with_acknowledged_updates(
             completed: set[str] = set()
             while time.monotonic() < deadline and len(completed) < 2:
                 frameworks = http.get("/master/frameworks").json()["frameworks"]
-                completed = {
-                    t["id"] for f in frameworks for t in f.get("completed_tasks", [])
-                }
+                completed = {t["id"] for f in frameworks for t in f.get("completed_tasks", [])}
                 time.sleep(0.1)
             assert {"ok-task", "fail-task"} <= completed
     finally:
@@ -112,9 +110,7 @@ def test_kill_running_task(cluster: RunningCluster) -> None:
             driver.launchTasks([offer["id"]], [command_task(offer, "sleeper", "sleep 600")])
 
     scheduler.on_offers = launch
-    framework = framework_info(
-        "killer", capabilities=[{"type": "TASK_KILLING_STATE"}]
-    )
+    framework = framework_info("killer", capabilities=[{"type": "TASK_KILLING_STATE"}])
     driver = start_driver(scheduler, cluster.master, framework)
     try:
         scheduler.wait_for("update", lambda s: _state(s) == "TASK_RUNNING")
@@ -143,18 +139,14 @@ def test_implicit_and_explicit_reconciliation(cluster: RunningCluster) -> None:
     try:
         scheduler.wait_for("update", lambda s: _state(s) == "TASK_RUNNING")
         driver.reconcileTasks([])
-        answer = scheduler.wait_for(
-            "update", lambda s: s.get("reason") == "REASON_RECONCILIATION"
-        )
+        answer = scheduler.wait_for("update", lambda s: s.get("reason") == "REASON_RECONCILIATION")
         assert answer["task_id"]["value"] == "long"
         assert _state(answer) == "TASK_RUNNING"
         assert answer["source"] == "SOURCE_MASTER"
         assert "uuid" not in answer
 
         driver.reconcileTasks([{"task_id": {"value": "never-launched"}}])
-        unknown = scheduler.wait_for(
-            "update", lambda s: s["task_id"]["value"] == "never-launched"
-        )
+        unknown = scheduler.wait_for("update", lambda s: s["task_id"]["value"] == "never-launched")
         assert _state(unknown) == "TASK_LOST"
         assert unknown["reason"] == "REASON_RECONCILIATION"
         assert "uuid" not in unknown
@@ -241,7 +233,8 @@ def test_framework_removed_when_failover_timeout_expires(cluster: RunningCluster
         completed: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             completed = [
-                f for f in http.get("/master/frameworks").json()["completed_frameworks"]
+                f
+                for f in http.get("/master/frameworks").json()["completed_frameworks"]
                 if f["id"] == framework_id
             ]
             if completed:

@@ -91,7 +91,8 @@ def test_invalid_json_is_400(master_http: httpx.Client) -> None:
 
 def test_enum_as_number_is_400(master_http: httpx.Client) -> None:
     response = _post(
-        master_http, json.dumps({"type": 1, "subscribe": SUBSCRIBE["subscribe"]}),
+        master_http,
+        json.dumps({"type": 1, "subscribe": SUBSCRIBE["subscribe"]}),
         **{"Content-Type": "application/json"},
     )
     assert response.status_code == 400
@@ -99,7 +100,8 @@ def test_enum_as_number_is_400(master_http: httpx.Client) -> None:
 
 def test_accept_text_plain_on_subscribe_is_406(master_http: httpx.Client) -> None:
     response = _post(
-        master_http, json.dumps(SUBSCRIBE),
+        master_http,
+        json.dumps(SUBSCRIBE),
         **{"Content-Type": "application/json", "Accept": "text/plain"},
     )
     assert response.status_code == 406
@@ -108,7 +110,8 @@ def test_accept_text_plain_on_subscribe_is_406(master_http: httpx.Client) -> Non
 def test_call_for_unknown_framework_is_400(master_http: httpx.Client) -> None:
     call = {"type": "REVIVE", "framework_id": {"value": "no-such-framework"}}
     response = _post(
-        master_http, json.dumps(call),
+        master_http,
+        json.dumps(call),
         **{"Content-Type": "application/json", "Mesos-Stream-Id": "x"},
     )
     assert response.status_code == 400
@@ -117,32 +120,44 @@ def test_call_for_unknown_framework_is_400(master_http: httpx.Client) -> None:
 
 def test_subscribe_carrying_stream_id_is_400(master_http: httpx.Client) -> None:
     response = _post(
-        master_http, json.dumps(SUBSCRIBE),
+        master_http,
+        json.dumps(SUBSCRIBE),
         **{"Content-Type": "application/json", "Mesos-Stream-Id": "abc"},
     )
     assert response.status_code == 400
 
 
 def test_unknown_type_name_is_400_and_explicit_unknown_is_501(master_http: httpx.Client) -> None:
-    dropped = _post(master_http, json.dumps({"type": "NO_SUCH_CALL"}),
-                    **{"Content-Type": "application/json"})
+    dropped = _post(
+        master_http, json.dumps({"type": "NO_SUCH_CALL"}), **{"Content-Type": "application/json"}
+    )
     assert dropped.status_code == 400
-    unknown = _post(master_http, json.dumps({"type": "UNKNOWN"}),
-                    **{"Content-Type": "application/json"})
+    unknown = _post(
+        master_http, json.dumps({"type": "UNKNOWN"}), **{"Content-Type": "application/json"}
+    )
     assert unknown.status_code == 501
 
 
 def test_stream_id_rules_and_unknown_fields(cluster: RunningCluster) -> None:
     body = dict(SUBSCRIBE)
     body["subscribe"] = {
-        "framework_info": {"user": "root", "name": "ids", "failover_timeout": 100,
-                           "no_such_field": {"nested": True}},
+        "framework_info": {
+            "user": "root",
+            "name": "ids",
+            "failover_timeout": 100,
+            "no_such_field": {"nested": True},
+        },
         "also_unknown": 1,
     }
-    with httpx.Client(base_url=f"http://{cluster.master}", timeout=10) as http, http.stream(
-        "POST", "/api/v1/scheduler", content=json.dumps(body),
-        headers={"Content-Type": "application/json"},
-    ) as stream:
+    with (
+        httpx.Client(base_url=f"http://{cluster.master}", timeout=10) as http,
+        http.stream(
+            "POST",
+            "/api/v1/scheduler",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        ) as stream,
+    ):
         assert stream.status_code == 200  # unknown JSON fields are ignored
         stream_id = stream.headers["mesos-stream-id"]
         buffer = b""
@@ -154,16 +169,23 @@ def test_stream_id_rules_and_unknown_fields(cluster: RunningCluster) -> None:
         assert framework_id is not None
         call = {"type": "REVIVE", "framework_id": {"value": framework_id.group(1).decode()}}
         with httpx.Client(base_url=f"http://{cluster.master}", timeout=10) as calls:
-            missing = calls.post("/api/v1/scheduler", content=json.dumps(call),
-                                 headers={"Content-Type": "application/json"})
+            missing = calls.post(
+                "/api/v1/scheduler",
+                content=json.dumps(call),
+                headers={"Content-Type": "application/json"},
+            )
             assert missing.status_code == 400
-            wrong = calls.post("/api/v1/scheduler", content=json.dumps(call),
-                               headers={"Content-Type": "application/json",
-                                        "Mesos-Stream-Id": "not-the-stream"})
+            wrong = calls.post(
+                "/api/v1/scheduler",
+                content=json.dumps(call),
+                headers={"Content-Type": "application/json", "Mesos-Stream-Id": "not-the-stream"},
+            )
             assert wrong.status_code == 400
-            right = calls.post("/api/v1/scheduler", content=json.dumps(call),
-                               headers={"Content-Type": "application/json",
-                                        "Mesos-Stream-Id": stream_id})
+            right = calls.post(
+                "/api/v1/scheduler",
+                content=json.dumps(call),
+                headers={"Content-Type": "application/json", "Mesos-Stream-Id": stream_id},
+            )
             assert right.status_code == 202
             assert right.headers["content-length"] == "0"
 
