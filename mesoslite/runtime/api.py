@@ -37,6 +37,9 @@ class ContainerConfig:
     parent_id: str | None = None
     # Keep the container (its supervision) alive across agent restarts.
     checkpoint: bool = False
+    # Set by the containerizer once the image is provisioned (agents leave it None):
+    # the host directory that becomes the container's `/`.
+    rootfs: Path | None = None
 
 
 class ContainerState:

@@ -1,0 +1,357 @@
+"""The unified containerizer: one state machine per container.
+
+    PROVISIONING -> PREPARING -> FETCHING -> ISOLATING -> RUNNING -> DESTROYING
+         \\______________\\___________\\___________\\___________/
+                      (destroy or failure at any step)
+
+PROVISIONING  the image's root filesystem is made (skipped without an image)
+PREPARING     isolators prepare in table order; their LaunchInfos are merged
+FETCHING      the command's URIs land in the sandbox
+ISOLATING     the launcher starts the process (held before exec where it can be held);
+              isolators isolate(pid) in table order; then the process is released
+RUNNING       a pidfd on the event loop waits for the exit (no thread, no helper process)
+DESTROYING    everything left is killed, isolators clean up in reverse order
+
+Fetching comes before the fork, unlike Mesos: the posix launcher's spawn is also its
+exec, so the sandbox must be complete before it; fetching needs no pid.
+
+Use it as an async context manager: it owns the task group that supervises containers.
+A container that has ended leaves the live set; its Termination stays available to
+wait()/destroy() (the most recent `terminations_kept` of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.api import ContainerConfig, ContainerState, Termination
+from mesoslite.runtime.command import resolve_command
+from mesoslite.runtime.errors import (
+    ContainerExistsError,
+    ContainerLaunchError,
+    UnknownContainerError,
+)
+from mesoslite.runtime.exits import ProcessHandle, describe_wait_status
+from mesoslite.runtime.fetching import Fetcher
+from mesoslite.runtime.isolator import Isolator, IsolatorTable, LaunchInfo, Limitation
+from mesoslite.runtime.isolators.posix import PosixCpuIsolator, PosixMemIsolator
+from mesoslite.runtime.launcher import (
+    Launcher,
+    LaunchError,
+    LaunchRequest,
+    PosixLauncher,
+    UserIdentity,
+)
+from mesoslite.runtime.provisioning import Provisioner
+
+__all__ = ["MesosContainerizer"]
+
+_NEXT_STATES: dict[str, frozenset[str]] = {
+    ContainerState.PROVISIONING: frozenset({ContainerState.PREPARING, ContainerState.DESTROYING}),
+    ContainerState.PREPARING: frozenset({ContainerState.FETCHING, ContainerState.DESTROYING}),
+    ContainerState.FETCHING: frozenset({ContainerState.ISOLATING, ContainerState.DESTROYING}),
+    ContainerState.ISOLATING: frozenset({ContainerState.RUNNING, ContainerState.DESTROYING}),
+    ContainerState.RUNNING: frozenset({ContainerState.DESTROYING}),
+    ContainerState.DESTROYING: frozenset(),
+}
+
+
+@dataclass
+class _Container:
+    container_id: str
+    config: ContainerConfig
+    state: str = ContainerState.PROVISIONING
+    handle: ProcessHandle | None = None
+    pid: int | None = None
+    # Isolators whose prepare() ran: those are cleaned up.
+    prepared: list[Isolator] = field(default_factory=list)
+    provisioned: bool = False
+    launch_scope: anyio.CancelScope | None = None
+    # Set by destroy()/kill(SIGKILL) so the exit is not read as the task's own failure.
+    destroy_requested: bool = False
+    termination: Termination | None = None
+    ended: anyio.Event = field(default_factory=anyio.Event)
+
+    def transition(self, state: str) -> None:
+        if state not in _NEXT_STATES[self.state]:
+            raise RuntimeError(f"container {self.container_id}: {self.state} -> {state}")
+        self.state = state
+
+
+class MesosContainerizer:
+    """Implements `mesoslite.runtime.api.Containerizer`."""
+
+    def __init__(
+        self,
+        *,
+        launcher: Launcher | None = None,
+        isolators: Iterable[Isolator] | None = None,
+        provisioner: Provisioner | None = None,
+        fetcher: Fetcher | None = None,
+        terminations_kept: int = 4096,
+    ) -> None:
+        self._launcher: Launcher = launcher if launcher is not None else PosixLauncher()
+        self._isolators = IsolatorTable(
+            isolators if isolators is not None else (PosixCpuIsolator(), PosixMemIsolator())
+        )
+        self._provisioner = provisioner
+        self._fetcher = fetcher
+        self._terminations_kept = terminations_kept
+        self._containers: dict[str, _Container] = {}
+        self._terminations: OrderedDict[str, Termination] = OrderedDict()
+        self._task_group: TaskGroup | None = None
+
+    @property
+    def isolators(self) -> IsolatorTable:
+        return self._isolators
+
+    async def __aenter__(self) -> MesosContainerizer:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        # Containers keep running (an agent restart recovers checkpointed ones); only
+        # the supervision stops.
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._task_group = None
+            for container in self._containers.values():
+                if container.handle is not None:
+                    container.handle.close()
+
+    # -- queries -------------------------------------------------------------------
+
+    def containers(self) -> list[str]:
+        return list(self._containers)
+
+    def state(self, container_id: str) -> str:
+        """The container's ContainerState value."""
+        return self._get(container_id).state
+
+    def _get(self, container_id: str) -> _Container:
+        try:
+            return self._containers[container_id]
+        except KeyError:
+            raise UnknownContainerError(container_id) from None
+
+    # -- launch --------------------------------------------------------------------
+
+    async def launch(self, container_id: str, config: ContainerConfig) -> int:
+        if self._task_group is None:
+            raise RuntimeError("use the containerizer inside `async with`")
+        if container_id in self._containers or container_id in self._terminations:
+            raise ContainerExistsError(container_id)
+        container = _Container(container_id, config)
+        self._containers[container_id] = container
+        failure: BaseException | None = None
+        with anyio.CancelScope() as scope:
+            container.launch_scope = scope
+            try:
+                await self._launch_steps(container)
+            except Exception as error:
+                failure = error
+        container.launch_scope = None
+        if failure is None and not scope.cancelled_caught:
+            assert container.pid is not None
+            return container.pid
+        if failure is None:
+            message = f"destroyed during launch ({container.state})"
+            termination = Termination(wait_status=None, message=message)
+        else:
+            message = f"failed to launch container: {failure}"
+            termination = Termination(
+                wait_status=None,
+                state=mesos_pb2.TASK_FAILED,
+                reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED,
+                message=message,
+            )
+        with anyio.CancelScope(shield=True):
+            await self._teardown(container, termination)
+        raise ContainerLaunchError(message) from failure
+
+    async def _launch_steps(self, container: _Container) -> None:
+        config = container.config
+        container_id = container.container_id
+        container_info = config.container_info
+        if container_info is not None and container_info.mesos.HasField("image"):
+            if self._provisioner is None:
+                raise LaunchError("the container has an image but no provisioner is set up")
+            rootfs = await self._provisioner.provision(container_id, container_info.mesos.image)
+            container.provisioned = True
+            config = dataclasses.replace(config, rootfs=rootfs)
+            container.config = config
+
+        container.transition(ContainerState.PREPARING)
+        launch_info = LaunchInfo()
+        for isolator in self._isolators.in_order():
+            container.prepared.append(isolator)
+            contribution = await isolator.prepare(container_id, config)
+            if contribution is not None:
+                launch_info.merge(contribution)
+
+        container.transition(ContainerState.FETCHING)
+        if config.command.uris:
+            if self._fetcher is None:
+                raise LaunchError("the command has URIs but no fetcher is set up")
+            await self._fetcher.fetch(
+                container_id, list(config.command.uris), config.sandbox, config.user
+            )
+
+        container.transition(ContainerState.ISOLATING)
+        environment = dict(config.environment)
+        environment.update(launch_info.environment)
+        user = None
+        if config.user is not None:
+            user = UserIdentity.lookup(config.user)
+        request = LaunchRequest(
+            container_id=container_id,
+            command=resolve_command(config.command, environment, config.rootfs),
+            environment=environment,
+            sandbox=config.sandbox,
+            user=user,
+            launch_info=launch_info,
+        )
+        container.handle = await self._launcher.launch(request)
+        container.pid = container.handle.pid
+        for isolator in self._isolators.in_order():
+            await isolator.isolate(container_id, container.pid)
+        self._launcher.release(container_id)
+
+        container.transition(ContainerState.RUNNING)
+        assert self._task_group is not None
+        self._task_group.start_soon(self._supervise, container)
+
+    # -- supervision and teardown ---------------------------------------------------
+
+    async def _supervise(self, container: _Container) -> None:
+        assert container.handle is not None
+        wait_status = await container.handle.wait()
+        with anyio.CancelScope(shield=True):
+            limitation = None
+            if not container.destroy_requested:
+                limitation = await self._first_limitation(container)
+            if limitation is not None:
+                termination = Termination(
+                    wait_status=wait_status,
+                    state=mesos_pb2.TASK_FAILED,
+                    reason=limitation.reason,
+                    message=limitation.message,
+                )
+            else:
+                termination = Termination(
+                    wait_status=wait_status, message=describe_wait_status(wait_status)
+                )
+            await self._teardown(container, termination)
+
+    async def _first_limitation(self, container: _Container) -> Limitation | None:
+        for isolator in container.prepared:
+            limitation = await isolator.limitation(container.container_id)
+            if limitation is not None:
+                return limitation
+        return None
+
+    async def _teardown(self, container: _Container, termination: Termination) -> None:
+        """Kill what is left, clean up in reverse, record the termination."""
+        if container.state != ContainerState.DESTROYING:
+            container.transition(ContainerState.DESTROYING)
+        container_id = container.container_id
+        try:
+            await self._launcher.destroy(container_id, container.pid)
+            if container.handle is not None:
+                # Reaps a process the launch got as far as starting.
+                await container.handle.wait()
+                container.handle.close()
+            for isolator in reversed(container.prepared):
+                await isolator.cleanup(container_id)
+            if container.provisioned and self._provisioner is not None:
+                await self._provisioner.destroy(container_id)
+        finally:
+            container.termination = termination
+            self._containers.pop(container_id, None)
+            self._terminations[container_id] = termination
+            while len(self._terminations) > self._terminations_kept:
+                self._terminations.popitem(last=False)
+            container.ended.set()
+
+    # -- the rest of the Containerizer protocol --------------------------------------
+
+    async def wait(self, container_id: str) -> Termination:
+        container = self._containers.get(container_id)
+        if container is None:
+            try:
+                return self._terminations[container_id]
+            except KeyError:
+                raise UnknownContainerError(container_id) from None
+        await container.ended.wait()
+        assert container.termination is not None
+        return container.termination
+
+    async def kill(self, container_id: str, signal_number: int) -> None:
+        container = self._get(container_id)
+        if container.pid is None or container.state == ContainerState.DESTROYING:
+            return
+        if signal_number == signal.SIGKILL:
+            container.destroy_requested = True
+        self._launcher.kill(container_id, container.pid, signal_number)
+
+    async def destroy(self, container_id: str) -> Termination:
+        container = self._containers.get(container_id)
+        if container is None:
+            try:
+                return self._terminations.pop(container_id)
+            except KeyError:
+                raise UnknownContainerError(container_id) from None
+        container.destroy_requested = True
+        if container.launch_scope is not None:
+            container.launch_scope.cancel()
+        if container.pid is not None and container.state != ContainerState.DESTROYING:
+            self._launcher.kill(container_id, container.pid, signal.SIGKILL)
+        await container.ended.wait()
+        assert container.termination is not None
+        self._terminations.pop(container_id, None)
+        return container.termination
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        container = self._get(container_id)
+        statistics = mesos_pb2.ResourceStatistics()
+        for isolator in container.prepared:
+            statistics.MergeFrom(await isolator.usage(container_id))
+        statistics.timestamp = time.time()
+        return statistics
+
+    async def status(self, container_id: str) -> mesos_pb2.ContainerStatus:
+        container = self._get(container_id)
+        status = mesos_pb2.ContainerStatus()
+        status.container_id.value = container_id
+        if container.config.parent_id is not None:
+            status.container_id.parent.value = container.config.parent_id
+        if container.pid is not None:
+            status.executor_pid = container.pid
+        for isolator in container.prepared:
+            status.MergeFrom(await isolator.status(container_id))
+        return status
+
+    async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
+        container = self._get(container_id)
+        container.config = dataclasses.replace(container.config, resources=list(resources))
+        for isolator in container.prepared:
+            await isolator.update(container_id, resources)

@@ -1,0 +1,182 @@
+"""The Isolator seam and the ordered table of isolators a containerizer runs.
+
+An isolator owns one aspect of a container (cpu accounting, a cgroup controller, a
+namespace, volumes). The containerizer calls, per container:
+
+    prepare (table order) -> [launcher starts the process] -> isolate(pid) (table order)
+    -> watch for limitations / update / usage / status -> cleanup (reverse order)
+
+`prepare` returns what the launched process needs (`LaunchInfo`): cgroups to join,
+mounts, namespaces, environment additions. `cleanup` must tolerate containers it does
+not know (a failed prepare, a recovered orphan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.api import ContainerConfig
+
+__all__ = [
+    "Isolator",
+    "IsolatorBase",
+    "IsolatorTable",
+    "LaunchInfo",
+    "Limitation",
+    "Mount",
+    "RecoveredContainer",
+]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A mount the launcher performs inside the container's mount namespace.
+
+    `target` is the path inside the container (absolute). `source` None with `fstype`
+    mounts a filesystem (proc, tmpfs...); otherwise `source` is bind-mounted."""
+
+    target: str
+    source: Path | None = None
+    fstype: str | None = None
+    options: str = ""
+    read_only: bool = False
+    recursive: bool = True
+
+
+@dataclass
+class LaunchInfo:
+    """What the isolators ask of the launched process (merged in table order)."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    # Files the process writes its pid into before exec (cgroup.procs / tasks).
+    cgroup_procs_files: list[Path] = field(default_factory=list)
+    # Root filesystem to pivot into (None: the host's).
+    rootfs: Path | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    # CLONE_NEW* flags for namespaces the container gets of its own.
+    namespaces: int = 0
+    hostname: str | None = None
+    # Working directory inside the container (None: the sandbox's host path).
+    working_directory: str | None = None
+
+    def merge(self, other: LaunchInfo) -> None:
+        self.environment.update(other.environment)
+        self.cgroup_procs_files.extend(other.cgroup_procs_files)
+        self.rootfs = other.rootfs if other.rootfs is not None else self.rootfs
+        self.mounts.extend(other.mounts)
+        self.namespaces |= other.namespaces
+        self.hostname = other.hostname if other.hostname is not None else self.hostname
+        if other.working_directory is not None:
+            self.working_directory = other.working_directory
+
+
+@dataclass(frozen=True)
+class Limitation:
+    """A limit the container hit; it ends the container with this reason."""
+
+    reason: mesos_pb2.TaskStatus.Reason.ValueType
+    message: str
+    resources: tuple[mesos_pb2.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecoveredContainer:
+    """A checkpointed container found again after a restart."""
+
+    container_id: str
+    config: ContainerConfig
+    pid: int | None
+
+
+@runtime_checkable
+class Isolator(Protocol):
+    @property
+    def name(self) -> str:
+        """"family/name", as in --isolation."""
+        ...
+
+    async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
+        ...
+
+    async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        ...
+
+    async def isolate(self, container_id: str, pid: int) -> None:
+        ...
+
+    async def limitation(self, container_id: str) -> Limitation | None:
+        """Checked when the container's process has exited: did a limit end it?"""
+        ...
+
+    async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
+        ...
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        """A partial ResourceStatistics; the containerizer merges them (timestamp its own)."""
+        ...
+
+    async def status(self, container_id: str) -> mesos_pb2.ContainerStatus:
+        ...
+
+    async def cleanup(self, container_id: str) -> None:
+        ...
+
+
+class IsolatorBase:
+    """No-op defaults for every Isolator method; subclasses override what they own."""
+
+    name = "base/none"
+
+    async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
+        return None
+
+    async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        return None
+
+    async def isolate(self, container_id: str, pid: int) -> None:
+        return None
+
+    async def limitation(self, container_id: str) -> Limitation | None:
+        return None
+
+    async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
+        return None
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        return mesos_pb2.ResourceStatistics()
+
+    async def status(self, container_id: str) -> mesos_pb2.ContainerStatus:
+        return mesos_pb2.ContainerStatus()
+
+    async def cleanup(self, container_id: str) -> None:
+        return None
+
+
+class IsolatorTable(Mapping[str, Isolator]):
+    """Isolators by "family/name", in the order they run (cleanup runs reversed)."""
+
+    def __init__(self, isolators: Iterable[Isolator] = ()) -> None:
+        self._by_name: dict[str, Isolator] = {}
+        for isolator in isolators:
+            if isolator.name in self._by_name:
+                raise ValueError(f"isolator {isolator.name!r} listed twice")
+            self._by_name[isolator.name] = isolator
+
+    def __getitem__(self, name: str) -> Isolator:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def in_order(self) -> list[Isolator]:
+        return list(self._by_name.values())
+
+    def in_reverse(self) -> list[Isolator]:
+        return list(reversed(self._by_name.values()))

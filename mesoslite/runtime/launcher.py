@@ -1,0 +1,224 @@
+"""The Launcher seam and the posix launcher (plain processes, no root needed).
+
+A launcher starts a container's main process and signals or kills everything the
+container started. The posix launcher puts the process in its own session (so its
+process group and session id are its pid), cwd = sandbox, stdout/stderr appended to
+`<sandbox>/stdout` and `<sandbox>/stderr`, the environment exactly as given.
+
+The common case is one `posix_spawn` (no fork of the agent, no thread, no helper
+process). Switching user needs setgroups/setgid/setuid between fork and exec, which
+posix_spawn cannot do, so that case forks (from the event loop's thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pwd
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+
+from mesoslite.runtime import procfs
+from mesoslite.runtime.command import ResolvedCommand
+from mesoslite.runtime.exits import ProcessHandle
+from mesoslite.runtime.isolator import LaunchInfo
+from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn
+
+__all__ = [
+    "LaunchError",
+    "LaunchRequest",
+    "Launcher",
+    "PosixLauncher",
+    "UserIdentity",
+    "stdio_paths",
+]
+
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+
+
+class LaunchError(Exception):
+    """The container's process could not be started."""
+
+
+def stdio_paths(sandbox: Path) -> tuple[Path, Path]:
+    return sandbox / STDOUT_FILE, sandbox / STDERR_FILE
+
+
+@dataclass(frozen=True)
+class UserIdentity:
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+    @classmethod
+    def lookup(cls, name: str) -> UserIdentity:
+        """Resolve in the agent (NSS may take locks: never between fork and exec)."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError as error:
+            raise LaunchError(f"unknown user {name!r}") from error
+        groups = tuple(os.getgrouplist(name, entry.pw_gid))
+        return cls(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
+
+    def is_current(self) -> bool:
+        return self.uid == os.geteuid() and self.gid == os.getegid()
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    container_id: str
+    command: ResolvedCommand
+    environment: dict[str, str]
+    sandbox: Path
+    user: UserIdentity | None = None
+    launch_info: LaunchInfo = field(default_factory=LaunchInfo)
+
+
+class Launcher(Protocol):
+    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+        """Start the process (held before exec where the launcher can hold it)."""
+        ...
+
+    def release(self, container_id: str) -> None:
+        """Let a held process exec (after isolation and fetching)."""
+        ...
+
+    def kill(self, container_id: str, pid: int, signal_number: int) -> None:
+        """Signal every process of the container."""
+        ...
+
+    async def destroy(self, container_id: str, pid: int | None) -> None:
+        """SIGKILL whatever the container still runs; forget it."""
+        ...
+
+
+def _reset_signals_in_child() -> None:
+    # Dispositions the agent set (SIG_IGN survives exec) and its mask go back to default.
+    for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
+                   signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
+                   signal.SIGUSR2):
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _open_stdio_in_child(sandbox: Path) -> None:
+    stdout_path, stderr_path = stdio_paths(sandbox)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
+                               (1, stdout_path, flags), (2, stderr_path, flags)):
+        fd = os.open(path, mode, 0o644)
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
+
+
+def _switch_user_in_child(user: UserIdentity) -> None:
+    os.setgroups(list(user.groups))
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+
+
+def _exec_in_child(request: LaunchRequest, error_pipe: int) -> None:
+    """Runs in the forked child; never returns."""
+    try:
+        os.setsid()
+        _reset_signals_in_child()
+        _open_stdio_in_child(request.sandbox)
+        os.chdir(request.sandbox)
+        if request.user is not None:
+            _switch_user_in_child(request.user)
+        os.closerange(3, error_pipe)
+        os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
+        os.execve(request.command.executable, request.command.argv, request.environment)
+    except OSError as error:
+        os.write(error_pipe, f"{error.errno}:{error.strerror}".encode())
+    except BaseException:
+        os.write(error_pipe, b"0:exec failed")
+    finally:
+        os._exit(127)
+
+
+class PosixLauncher:
+    """Plain processes: own session and process group; no namespaces, no root needed."""
+
+    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+        user = request.user
+        if user is not None and user.is_current():
+            user = None
+        if user is not None and os.geteuid() != 0:
+            raise LaunchError(f"switching to user {user.name!r} needs root")
+        if user is None:
+            stdout_path, stderr_path = stdio_paths(request.sandbox)
+            spec = SpawnSpec(
+                executable=request.command.executable,
+                argv=request.command.argv,
+                environment=request.environment,
+                cwd=request.sandbox,
+                stdout_path=stdout_path,
+                stderr_path=stderr_path,
+            )
+            try:
+                pid = posix_spawn(spec)
+            except SpawnError as error:
+                raise LaunchError(str(error)) from error
+            return ProcessHandle(pid)
+        return await self._fork_exec(request)
+
+    async def _fork_exec(self, request: LaunchRequest) -> ProcessHandle:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                _exec_in_child(request, write_end)
+            os.close(write_end)
+            write_end = -1
+            handle = ProcessHandle(pid)
+            # The pipe closes at exec (CLOEXEC) or carries the error that stopped it.
+            await anyio.wait_readable(read_end)
+            report = os.read(read_end, 512)
+        finally:
+            os.close(read_end)
+            if write_end >= 0:
+                os.close(write_end)
+        if report:
+            await handle.wait()
+            handle.close()
+            code, _, text = report.decode(errors="replace").partition(":")
+            raise LaunchError(f"{text} ({errno.errorcode.get(int(code), code)}): "
+                              f"{request.command.executable}")
+        return handle
+
+    def release(self, container_id: str) -> None:
+        # posix_spawn execs at once: nothing is held.
+        return None
+
+    def kill(self, container_id: str, pid: int, signal_number: int) -> None:
+        self._signal_group(pid, signal_number)
+
+    @staticmethod
+    def _signal_group(pid: int, signal_number: int) -> bool:
+        try:
+            os.killpg(pid, signal_number)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def destroy(self, container_id: str, pid: int | None) -> None:
+        if pid is None:
+            return
+        # Usually the group is empty by now and that is one syscall. Only when something
+        # was left is the session swept for members that moved to another group (a /proc
+        # scan: too costly to do for every exit).
+        if self._signal_group(pid, signal.SIGKILL):
+            for member in await anyio.to_thread.run_sync(procfs.session_members, pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member.pid, signal.SIGKILL)
