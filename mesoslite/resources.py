@@ -88,19 +88,21 @@ def validate_role(name: str) -> str | None:
         return None
     if not name:
         return "Empty role name is invalid"
+    # Escaped so that the message stays on one line whatever the name holds.
+    shown = name.encode("unicode_escape").decode("ascii")
     if name.startswith("/"):
-        return f"Role '{name}' cannot start with a slash"
+        return f"Role '{shown}' cannot start with a slash"
     if name.endswith("/"):
-        return f"Role '{name}' cannot end with a slash"
+        return f"Role '{shown}' cannot end with a slash"
     if "//" in name:
-        return f"Role '{name}' cannot contain two adjacent slashes"
+        return f"Role '{shown}' cannot contain two adjacent slashes"
     for component in name.split("/"):
         if component in (".", "..", "*"):
-            return f"Role '{name}' cannot have '{component}' as a path component"
+            return f"Role '{shown}' cannot have '{component}' as a path component"
         if component.startswith("-"):
-            return f"Role '{name}' cannot have a path component starting with '-'"
+            return f"Role '{shown}' cannot have a path component starting with '-'"
         if any(character in _ROLE_FORBIDDEN_CHARACTERS for character in component):
-            return f"Role '{name}' cannot contain whitespace or backspace characters"
+            return f"Role '{shown}' cannot contain whitespace or backspace characters"
     return None
 
 
@@ -349,8 +351,8 @@ def _validate_reservations(resource: mesos_pb2.Resource) -> str | None:
         if resource.role == "*" and resource.HasField("reservation"):
             return 'Invalid reservation: role "*" cannot be dynamically reserved'
         return validate_role(resource.role)
-    if resource.HasField("reservation"):
-        return "'Resource.reservation' must not be set along with 'Resource.reservations'"
+    # The endpoint format repeats a single reservation in `role`/`reservation`; the
+    # stack is what counts, so those fields are only checked for consistency below.
     previous_role: str | None = None
     for position, reservation in enumerate(resource.reservations):
         if reservation.type not in (_STATIC, _DYNAMIC):
