@@ -167,18 +167,25 @@ def _write_plan(descriptor: Descriptor) -> _WritePlan:
     return plan
 
 
+def _declaration_index(pair: tuple[FieldDescriptor, Any]) -> int:
+    return pair[0].index
+
+
 def _message_to_dict(message: Message) -> dict[str, Any]:
-    plan = _write_plan(_descriptor_of(message))
-    listed: list[tuple[FieldDescriptor, Any]] = list(message.ListFields())
+    # Hot path (every event, every subscriber): plain dict lookups, no helper calls.
+    plan = _write_plans.get(message.DESCRIPTOR)  # type: ignore[arg-type]
+    if plan is None:
+        plan = _write_plan(_descriptor_of(message))
+    listed: list[tuple[FieldDescriptor, Any]] = message.ListFields()  # type: ignore[assignment]
     if plan.defaults:
         present = {fd for fd, _ in listed}
         missing = [(fd, value) for fd, value in plan.defaults if fd not in present]
         if missing:
-            listed = sorted(listed + missing, key=lambda pair: pair[0].index)
+            listed = sorted(listed + missing, key=_declaration_index)
         elif not plan.ordered:
-            listed.sort(key=lambda pair: pair[0].index)
+            listed.sort(key=_declaration_index)
     elif not plan.ordered:
-        listed.sort(key=lambda pair: pair[0].index)
+        listed.sort(key=_declaration_index)
 
     out: dict[str, Any] = {}
     writers = plan.writers
