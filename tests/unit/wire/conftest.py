@@ -14,10 +14,13 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest import require
+
 HERE = Path(__file__).parent
 
 
 def _compile(tmp: Path) -> ModuleType:
+    require(importlib.util.find_spec("grpc_tools") is not None, "needs grpcio-tools (protoc)")
     from grpc_tools import protoc  # test dependency; imported lazily
 
     rc = protoc.main(
