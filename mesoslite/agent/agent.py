@@ -1,0 +1,938 @@
+"""The agent: registers with the master, runs what it is sent, reports every state.
+
+One `Agent` per node. `run()` discovers resources, connects through the
+`MasterConnector`, registers (re-registering with its tasks after a reconnect) and
+serves master messages until cancelled. Tasks run through executors: command tasks
+and task groups through the built-in executors inside the agent, other executors as
+real processes speaking the executor API (`executor_api`). Every status update goes
+through the status update manager, which delivers it reliably and in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterable
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from mesoslite.agent import checkpoints
+from mesoslite.agent.config import AgentConfig
+from mesoslite.agent.discovery import discover_attributes, discover_resources
+from mesoslite.agent.environment import (
+    ExecutorEnvironment,
+    command_environment,
+    executor_environment,
+)
+from mesoslite.agent.executors import CustomExecutorRunner, command_executor_info
+from mesoslite.agent.sandbox import SandboxLayout, create_sandbox
+from mesoslite.agent.state import (
+    Executor,
+    ExecutorKind,
+    ExecutorPhase,
+    Framework,
+    new_task,
+)
+from mesoslite.agent.status_updates import StatusUpdateManager, is_terminal
+from mesoslite.executor.command import CommandExecutor
+from mesoslite.executor.context import ExecutorContext, new_status
+from mesoslite.executor.default import DefaultExecutor
+from mesoslite.proto import executor_pb2, internal_pb2, mesos_pb2
+from mesoslite.runtime.api import ContainerConfig, Containerizer, Termination
+from mesoslite.transport.channel import AgentChannel, ChannelClosed, MasterConnector
+from mesoslite.wire.routing import Router
+
+__all__ = ["AGENT_CAPABILITIES", "Agent"]
+
+log = logging.getLogger(__name__)
+
+_TS = mesos_pb2.TaskState
+_Status = mesos_pb2.TaskStatus
+_FrameworkCapability = mesos_pb2.FrameworkInfo.Capability
+_AgentCapability = mesos_pb2.AgentInfo.Capability
+
+AGENT_CAPABILITIES = (
+    _AgentCapability.MULTI_ROLE,
+    _AgentCapability.HIERARCHICAL_ROLE,
+    _AgentCapability.RESERVATION_REFINEMENT,
+    _AgentCapability.AGENT_DRAINING,
+    _AgentCapability.TASK_RESOURCE_LIMITS,
+)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        connector: MasterConnector,
+        containerizer: Containerizer,
+        *,
+        port: int | None = None,
+    ) -> None:
+        """`port`: the port the agent's listener really has (when `config.port` is 0)."""
+        self.config = config
+        self.containerizer = containerizer
+        self._connector = connector
+        self.port = port if port is not None else config.port
+        self.endpoint = f"{config.ip}:{self.port}"
+        self.layout = SandboxLayout(config.work_dir)
+        self.agent_info = mesos_pb2.AgentInfo(hostname=config.advertised_hostname, port=self.port)
+        self.master_info: mesos_pb2.MasterInfo | None = None
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: deque[Framework] = deque(maxlen=config.max_completed_frameworks)
+        self.status_updates = StatusUpdateManager(
+            self._forward_update,
+            retry_initial_s=config.status_update_retry_initial_s,
+            retry_max_s=config.status_update_retry_max_s,
+        )
+        self.start_time = time.time()
+        self.registered = False
+        # False until run() has set up (the executor API answers 503 before that).
+        self.recovered = False
+        self.terminal_task_counts: Counter[int] = Counter()
+        self.failed_executor_count = 0
+        self._channel: AgentChannel | None = None
+        self._group: TaskGroup | None = None
+        self._stopping = False
+        self._registered_event = anyio.Event()
+        self.router = self._build_router()
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agent_info.id.value if self.agent_info.HasField("id") else None
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{self.endpoint}"
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        resources = await anyio.to_thread.run_sync(discover_resources, self.config)
+        attributes = await anyio.to_thread.run_sync(discover_attributes, self.config)
+        self.agent_info.resources.extend(resources)
+        self.agent_info.attributes.extend(attributes)
+        await anyio.to_thread.run_sync(checkpoints.prepare_work_dir, self.layout)
+        async with anyio.create_task_group() as group:
+            self._group = group
+            group.start_soon(self.status_updates.run)
+            self.recovered = True
+            started = False
+            backoff_s = self.config.registration_backoff_factor_s
+            while True:
+                try:
+                    channel = await self._connector.connect()
+                except Exception as exc:
+                    log.warning("cannot reach the master: %s", exc)
+                else:
+                    try:
+                        if await self._register(channel):
+                            if not started:
+                                started = True
+                                task_status.started()
+                            backoff_s = self.config.registration_backoff_factor_s
+                            await self._serve(channel)
+                    finally:
+                        await self._disconnected(channel)
+                # Random backoff, as Mesos agents do, so that many agents do not
+                # reconnect in lockstep after a master failover.
+                await anyio.sleep(random.uniform(0, backoff_s))
+                backoff_s = min(backoff_s * 2, self.config.registration_backoff_max_s)
+
+    async def shutdown(self) -> None:
+        """Kill every executor and task container this agent started. Safe to call
+        while run() is being cancelled, and more than once."""
+        self._stopping = True
+        for framework in self.frameworks.values():
+            for executor in framework.executors.values():
+                if executor.events is not None:
+                    executor.events.send(executor_pb2.Event(type=executor_pb2.Event.SHUTDOWN))
+                    executor.events.close()
+        container_ids = set(self.containerizer.containers())
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for container_id in container_ids:
+                    group.start_soon(self._destroy_quietly, container_id)
+
+    async def wait_registered(self) -> None:
+        await self._registered_event.wait()
+
+    # ------------------------------------------------------------------ master link
+
+    async def _register(self, channel: AgentChannel) -> bool:
+        message = internal_pb2.AgentToMaster()
+        capabilities = [_AgentCapability(type=capability) for capability in AGENT_CAPABILITIES]
+        if self.agent_id is None:
+            register = message.register_agent
+            register.agent_info.CopyFrom(self.agent_info)
+            register.version = self.config.version
+            register.capabilities.extend(capabilities)
+            register.endpoint = self.endpoint
+        else:
+            reregister = message.reregister_agent
+            reregister.agent_info.CopyFrom(self.agent_info)
+            reregister.version = self.config.version
+            reregister.capabilities.extend(capabilities)
+            reregister.endpoint = self.endpoint
+            self._fill_reregistration(reregister)
+        try:
+            await channel.send(message)
+        except ChannelClosed:
+            return False
+        async for reply in channel:
+            kind = reply.WhichOneof("message")
+            if kind in ("agent_registered", "agent_reregistered"):
+                answer = getattr(reply, kind)
+                await self._registered(answer.agent_id.value, answer.master_info, channel)
+                return True
+            if kind == "ping":
+                await self._pong(channel, reply.ping.sequence)
+                continue
+            log.warning("ignoring %s before registration", kind)
+        return False
+
+    def _fill_reregistration(self, message: internal_pb2.ReregisterAgent) -> None:
+        for framework in self.frameworks.values():
+            message.frameworks.append(framework.info)
+            for executor in framework.executors.values():
+                if executor.kind is not ExecutorKind.COMMAND:
+                    message.executor_infos.append(executor.info)
+                message.tasks.extend(executor.launched_tasks.values())
+                message.tasks.extend(executor.terminated_tasks.values())
+                for info in executor.queued_tasks.values():
+                    message.tasks.append(
+                        new_task(info, framework.info, self.agent_id or "", executor.id)
+                    )
+                for group in executor.queued_groups:
+                    for info in group.tasks:
+                        message.tasks.append(
+                            new_task(info, framework.info, self.agent_id or "", executor.id)
+                        )
+
+    async def _registered(
+        self, agent_id: str, master_info: mesos_pb2.MasterInfo, channel: AgentChannel
+    ) -> None:
+        if self.agent_id is not None and self.agent_id != agent_id:
+            log.warning("master gave a new agent id %s (was %s)", agent_id, self.agent_id)
+        first = self.agent_id is None
+        self.agent_info.id.value = agent_id
+        self.master_info = master_info
+        self.registered = True
+        self._channel = channel
+        if first:
+            await anyio.to_thread.run_sync(
+                checkpoints.write_agent_info, self.layout, self.agent_info
+            )
+        log.info("registered with the master as agent %s", agent_id)
+        self._registered_event.set()
+        await self.status_updates.resume()
+
+    async def _disconnected(self, channel: AgentChannel) -> None:
+        if self._channel is channel:
+            self._channel = None
+            self.registered = False
+            self.status_updates.pause()
+        with anyio.CancelScope(shield=True):
+            try:
+                await channel.aclose()
+            except Exception:
+                log.debug("closing the master channel failed", exc_info=True)
+
+    async def _serve(self, channel: AgentChannel) -> None:
+        async for message in channel:
+            try:
+                self._dispatch(message, channel)
+            except Exception:
+                log.exception("failed to handle %s", message.WhichOneof("message"))
+
+    def _dispatch(self, message: internal_pb2.MasterToAgent, channel: AgentChannel) -> None:
+        kind = message.WhichOneof("message")
+        group = self._task_group()
+        if kind == "run_task":
+            self._run_task(message.run_task)
+        elif kind == "run_task_group":
+            self._run_task_group(message.run_task_group)
+        elif kind == "kill_task":
+            self._kill_task(message.kill_task)
+        elif kind == "status_update_acknowledgement":
+            group.start_soon(self._acknowledge, message.status_update_acknowledgement)
+        elif kind == "framework_to_executor":
+            self._framework_message(message.framework_to_executor)
+        elif kind == "shutdown_executor":
+            shutdown = message.shutdown_executor
+            self.shutdown_executor(shutdown.framework_id.value, shutdown.executor_id.value)
+        elif kind == "shutdown_framework":
+            self._shutdown_framework(message.shutdown_framework.framework_id.value)
+        elif kind == "update_framework":
+            self._update_framework(message.update_framework.framework_info)
+        elif kind == "ping":
+            group.start_soon(self._pong, channel, message.ping.sequence)
+        else:
+            log.debug("ignoring %s", kind)
+
+    async def _pong(self, channel: AgentChannel, sequence: int) -> None:
+        with contextlib.suppress(ChannelClosed):
+            await channel.send(
+                internal_pb2.AgentToMaster(pong=internal_pb2.Pong(sequence=sequence))
+            )
+
+    async def send_to_master(self, message: internal_pb2.AgentToMaster) -> bool:
+        channel = self._channel
+        if channel is None:
+            return False
+        try:
+            await channel.send(message)
+        except ChannelClosed:
+            return False
+        return True
+
+    async def _forward_update(self, update: internal_pb2.StatusUpdate) -> None:
+        await self.send_to_master(internal_pb2.AgentToMaster(status_update=update))
+
+    def _task_group(self) -> TaskGroup:
+        if self._group is None:
+            raise RuntimeError("the agent is not running")
+        return self._group
+
+    # ------------------------------------------------------------------ frameworks
+
+    def _ensure_framework(self, info: mesos_pb2.FrameworkInfo) -> Framework:
+        framework = self.frameworks.get(info.id.value)
+        if framework is None:
+            framework = Framework(
+                info=info,
+                completed_executors=deque(maxlen=self.config.max_completed_executors_per_framework),
+            )
+            self.frameworks[framework.id] = framework
+        else:
+            framework.info.CopyFrom(info)
+        return framework
+
+    def _update_framework(self, info: mesos_pb2.FrameworkInfo) -> None:
+        framework = self.frameworks.get(info.id.value)
+        if framework is None:
+            return
+        framework.info.CopyFrom(info)
+        if self._checkpointing(framework) and self.agent_id is not None:
+            self._task_group().start_soon(
+                anyio.to_thread.run_sync,
+                checkpoints.write_framework_info,
+                self.layout,
+                self.agent_id,
+                framework.info,
+            )
+
+    def _shutdown_framework(self, framework_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        framework.terminating = True
+        for executor in list(framework.executors.values()):
+            self.shutdown_executor(framework_id, executor.id)
+        self._maybe_remove_framework(framework)
+
+    def _maybe_remove_framework(self, framework: Framework) -> None:
+        if framework.executors:
+            return
+        if self.frameworks.get(framework.id) is framework:
+            del self.frameworks[framework.id]
+            self.completed_frameworks.append(framework)
+            self.status_updates.remove_framework(framework.id)
+
+    def _checkpointing(self, framework: Framework) -> bool:
+        return self.config.checkpoint and framework.checkpoint
+
+    # ------------------------------------------------------------------ launching
+
+    def _run_task(self, message: internal_pb2.RunTask) -> None:
+        framework = self._ensure_framework(message.framework_info)
+        task = message.task
+        if framework.terminating:
+            log.warning(
+                "dropping task %s of terminating framework %s", task.task_id.value, framework.id
+            )
+            return
+        if framework.executor_of_task(task.task_id.value) is not None:
+            log.warning("ignoring duplicate task %s", task.task_id.value)
+            return
+        if task.HasField("executor"):
+            info = mesos_pb2.ExecutorInfo()
+            info.CopyFrom(task.executor)
+            if not info.HasField("framework_id"):
+                info.framework_id.CopyFrom(framework.info.id)
+            kind = ExecutorKind.CUSTOM
+        else:
+            info = command_executor_info(framework.info, task)
+            kind = ExecutorKind.COMMAND
+        executor = framework.executors.get(info.executor_id.value)
+        if executor is not None and executor.phase in (
+            ExecutorPhase.TERMINATING,
+            ExecutorPhase.TERMINATED,
+        ):
+            self._task_group().start_soon(
+                self._refuse_task, framework, task, "Executor is terminating"
+            )
+            return
+        created = executor is None
+        if executor is None:
+            executor = self._create_executor(framework, info, kind, message.role, task)
+        executor.task_infos[task.task_id.value] = task
+        if executor.kind is ExecutorKind.COMMAND:
+            executor.launched_tasks[task.task_id.value] = self._task_record(
+                framework, executor, task
+            )
+        elif executor.kind is ExecutorKind.CUSTOM:
+            if executor.phase is ExecutorPhase.RUNNING and executor.events is not None:
+                self._deliver_task(framework, executor, task)
+            else:
+                executor.queued_tasks[task.task_id.value] = task
+        else:
+            self._task_group().start_soon(
+                self._refuse_task, framework, task, "A task cannot join a default executor"
+            )
+            return
+        if not created and self._checkpointing(framework):
+            # New executors checkpoint their tasks as they start; this one already runs.
+            self._task_group().start_soon(self._checkpoint_task, framework, executor, task)
+
+    def _run_task_group(self, message: internal_pb2.RunTaskGroup) -> None:
+        framework = self._ensure_framework(message.framework_info)
+        info = mesos_pb2.ExecutorInfo()
+        info.CopyFrom(message.executor_info)
+        if not info.HasField("framework_id"):
+            info.framework_id.CopyFrom(framework.info.id)
+        group = message.task_group
+        if framework.terminating:
+            return
+        kind = (
+            ExecutorKind.CUSTOM
+            if info.type == mesos_pb2.ExecutorInfo.CUSTOM
+            else ExecutorKind.DEFAULT
+        )
+        executor = framework.executors.get(info.executor_id.value)
+        if executor is not None and executor.phase in (
+            ExecutorPhase.TERMINATING,
+            ExecutorPhase.TERMINATED,
+        ):
+            for task in group.tasks:
+                self._task_group().start_soon(
+                    self._refuse_task, framework, task, "Executor is terminating"
+                )
+            return
+        created = executor is None
+        if executor is None:
+            executor = self._create_executor(framework, info, kind, message.role)
+        for task in group.tasks:
+            executor.task_infos[task.task_id.value] = task
+        if executor.kind is ExecutorKind.DEFAULT:
+            for task in group.tasks:
+                executor.launched_tasks[task.task_id.value] = self._task_record(
+                    framework, executor, task
+                )
+            runner = executor.runner
+            assert isinstance(runner, DefaultExecutor)
+            runner.launch_group(group)
+        elif executor.phase is ExecutorPhase.RUNNING and executor.events is not None:
+            self._deliver_group(framework, executor, group)
+        else:
+            executor.queued_groups.append(group)
+        if not created and self._checkpointing(framework):
+            for task in group.tasks:
+                self._task_group().start_soon(self._checkpoint_task, framework, executor, task)
+
+    def _task_record(
+        self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
+    ) -> mesos_pb2.Task:
+        executor_id = None if executor.kind is ExecutorKind.COMMAND else executor.id
+        return new_task(task, framework.info, self.agent_id or "", executor_id)
+
+    def _deliver_task(
+        self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
+    ) -> None:
+        """Hand a task to a subscribed custom executor (LAUNCH)."""
+        executor.launched_tasks[task.task_id.value] = self._task_record(framework, executor, task)
+        assert executor.events is not None
+        executor.events.send(
+            executor_pb2.Event(
+                type=executor_pb2.Event.LAUNCH, launch=executor_pb2.Event.Launch(task=task)
+            )
+        )
+
+    def _deliver_group(
+        self, framework: Framework, executor: Executor, group: mesos_pb2.TaskGroupInfo
+    ) -> None:
+        for task in group.tasks:
+            executor.launched_tasks[task.task_id.value] = self._task_record(
+                framework, executor, task
+            )
+        assert executor.events is not None
+        executor.events.send(
+            executor_pb2.Event(
+                type=executor_pb2.Event.LAUNCH_GROUP,
+                launch_group=executor_pb2.Event.LaunchGroup(task_group=group),
+            )
+        )
+
+    def deliver_queued(self, framework: Framework, executor: Executor) -> None:
+        """After SUBSCRIBED: every queued task and group, in order."""
+        queued_tasks, executor.queued_tasks = executor.queued_tasks, {}
+        queued_groups, executor.queued_groups = executor.queued_groups, []
+        for task in queued_tasks.values():
+            self._deliver_task(framework, executor, task)
+        for group in queued_groups:
+            self._deliver_group(framework, executor, group)
+
+    def _create_executor(
+        self,
+        framework: Framework,
+        info: mesos_pb2.ExecutorInfo,
+        kind: ExecutorKind,
+        role: str,
+        command_task: mesos_pb2.TaskInfo | None = None,
+    ) -> Executor:
+        container_id = str(uuid.uuid4())
+        directory = self.layout.executor_run_dir(
+            self.agent_id or "", framework.id, info.executor_id.value, container_id
+        )
+        executor = Executor(
+            info=info,
+            kind=kind,
+            container_id=container_id,
+            directory=directory,
+            checkpoint=self._checkpointing(framework),
+            role=role,
+            completed_tasks=deque(maxlen=self.config.max_completed_tasks_per_executor),
+        )
+        framework.executors[executor.id] = executor
+        if kind is ExecutorKind.CUSTOM:
+            executor.runner = CustomExecutorRunner(self, framework, executor)
+        elif kind is ExecutorKind.COMMAND:
+            assert command_task is not None
+            executor.task_infos[command_task.task_id.value] = command_task
+            executor.runner = CommandExecutor(
+                self._executor_context(framework, executor), command_task
+            )
+        else:
+            executor.runner = DefaultExecutor(self._executor_context(framework, executor))
+        self._task_group().start_soon(self._run_executor, framework, executor)
+        return executor
+
+    def _executor_context(self, framework: Framework, executor: Executor) -> ExecutorContext:
+        async def send_update(status: mesos_pb2.TaskStatus) -> None:
+            await self.handle_status_update(framework, executor, status)
+
+        async def prepare(
+            task: mesos_pb2.TaskInfo, container_id: str, parent_id: str | None
+        ) -> ContainerConfig:
+            return await self._task_container_config(
+                framework, executor, task, container_id, parent_id
+            )
+
+        return ExecutorContext(
+            executor_info=executor.info,
+            container_id=executor.container_id,
+            containerizer=self.containerizer,
+            prepare_task_container=prepare,
+            send_update=send_update,
+            task_killing_state=lambda: framework.has_capability(
+                _FrameworkCapability.TASK_KILLING_STATE
+            ),
+            default_kill_grace_period_s=self.config.default_kill_grace_period_s,
+            shutdown_grace_period_s=self.shutdown_grace_period_s(executor),
+        )
+
+    def shutdown_grace_period_s(self, executor: Executor) -> float:
+        if executor.info.HasField("shutdown_grace_period"):
+            return max(0.0, executor.info.shutdown_grace_period.nanoseconds / 1e9)
+        return self.config.executor_shutdown_grace_period_s
+
+    async def _run_executor(self, framework: Framework, executor: Executor) -> None:
+        termination: Termination | None = None
+        try:
+            await anyio.to_thread.run_sync(self._prepare_executor_files, framework, executor)
+            runner = executor.runner
+            if isinstance(runner, CommandExecutor):
+                executor.phase = ExecutorPhase.RUNNING
+                termination = await runner.run()
+            elif isinstance(runner, DefaultExecutor):
+                executor.phase = ExecutorPhase.RUNNING
+                await runner.run()
+                termination = Termination(wait_status=0)
+            elif isinstance(runner, CustomExecutorRunner):
+                termination = await runner.run()
+        except Exception as exc:
+            log.exception("executor %s failed", executor.id)
+            termination = Termination(
+                wait_status=None,
+                state=_TS.TASK_FAILED,
+                reason=_Status.REASON_CONTAINER_LAUNCH_FAILED,
+                message=f"Failed to launch executor: {exc}",
+            )
+        finally:
+            if not self._stopping:
+                with anyio.CancelScope(shield=True):
+                    await self._executor_terminated(framework, executor, termination)
+
+    def _prepare_executor_files(self, framework: Framework, executor: Executor) -> None:
+        """Sandbox and checkpoints of a new executor (runs in a worker thread)."""
+        create_sandbox(executor.directory)
+        if not executor.checkpoint or self.agent_id is None:
+            return
+        checkpoints.write_framework_info(self.layout, self.agent_id, framework.info)
+        checkpoints.write_executor_info(self.layout, self.agent_id, framework.id, executor.info)
+        for task in list(executor.task_infos.values()):
+            checkpoints.write_task_info(
+                self.layout, self.agent_id, framework.id, executor.id, executor.container_id, task
+            )
+
+    async def _checkpoint_task(
+        self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
+    ) -> None:
+        if self.agent_id is None:
+            return
+        await anyio.to_thread.run_sync(
+            checkpoints.write_task_info,
+            self.layout,
+            self.agent_id,
+            framework.id,
+            executor.id,
+            executor.container_id,
+            task,
+        )
+
+    async def _task_container_config(
+        self,
+        framework: Framework,
+        executor: Executor,
+        task: mesos_pb2.TaskInfo,
+        container_id: str,
+        parent_id: str | None,
+    ) -> ContainerConfig:
+        if parent_id is None:
+            sandbox = executor.directory
+        else:
+            sandbox = self.layout.nested_dir(executor.directory, container_id)
+            await anyio.to_thread.run_sync(
+                _create_task_sandbox, sandbox, executor.directory, task.task_id.value
+            )
+        base = self.executor_base_environment(framework, executor, sandbox)
+        base["MESOS_ALLOCATION_ROLE"] = executor.role or _role_of(task.resources)
+        environment = command_environment(base, task.command)
+        known = self.containerizer.containers()
+        return ContainerConfig(
+            command=task.command,
+            sandbox=sandbox,
+            environment=environment,
+            resources=list(task.resources),
+            container_info=task.container if task.HasField("container") else None,
+            user=self.task_user(framework.info, task.command),
+            parent_id=parent_id if parent_id in known else None,
+            checkpoint=executor.checkpoint,
+        )
+
+    def executor_base_environment(
+        self, framework: Framework, executor: Executor, sandbox: Path
+    ) -> dict[str, str]:
+        has_image = executor.info.container.mesos.HasField("image")
+        spec = ExecutorEnvironment(
+            framework_id=framework.id,
+            executor_id=executor.id,
+            agent_id=self.agent_id or "",
+            directory=str(sandbox),
+            sandbox=self.config.sandbox_directory if has_image else str(sandbox),
+            endpoint=self.endpoint,
+            checkpoint=executor.checkpoint,
+            shutdown_grace_period_s=self.shutdown_grace_period_s(executor),
+        )
+        return executor_environment(self.config, spec)
+
+    @staticmethod
+    def task_user(framework: mesos_pb2.FrameworkInfo, command: mesos_pb2.CommandInfo) -> str | None:
+        """Mesos' --switch_user: only an agent running as root runs tasks as their user."""
+        if os.geteuid() != 0:
+            return None
+        if command.HasField("user"):
+            return command.user
+        return framework.user or None
+
+    # ------------------------------------------------------------------ status updates
+
+    async def handle_status_update(
+        self, framework: Framework, executor: Executor | None, status: mesos_pb2.TaskStatus
+    ) -> None:
+        """The agent's half of every update (executor UPDATE calls, built-in executors,
+        agent-generated ones): complete the status, track the task, hand it to the
+        status update manager. Returns once the update is durable."""
+        status.agent_id.value = self.agent_id or ""
+        if executor is not None:
+            status.executor_id.CopyFrom(executor.info.executor_id)
+            if status.source == _Status.SOURCE_EXECUTOR:
+                container_status = status.container_status
+                if not container_status.HasField("container_id"):
+                    container_status.container_id.value = executor.container_id
+                if executor.pid is not None and not container_status.HasField("executor_pid"):
+                    container_status.executor_pid = executor.pid
+                if not container_status.network_infos:
+                    container_status.network_infos.add().ip_addresses.add(
+                        protocol=mesos_pb2.NetworkInfo.IPv4, ip_address=self.config.ip
+                    )
+        if not status.HasField("timestamp"):
+            status.timestamp = time.time()
+        task_id = status.task_id.value
+        if self.status_updates.seen(framework.id, task_id, status.uuid):
+            return
+        if executor is not None:
+            self._track_state(executor, status)
+        update = internal_pb2.StatusUpdate(status=status)
+        update.framework_id.value = framework.id
+        log_path = None
+        if executor is not None and executor.checkpoint and self.agent_id is not None:
+            log_path = self.layout.task_updates_file(
+                self.agent_id, framework.id, executor.id, executor.container_id, task_id
+            )
+        await self.status_updates.update(update, log_path=log_path)
+
+    def _track_state(self, executor: Executor, status: mesos_pb2.TaskStatus) -> None:
+        task_id = status.task_id.value
+        task = executor.launched_tasks.get(task_id)
+        if task is None:
+            return
+        task.state = status.state
+        recorded = task.statuses.add()
+        recorded.CopyFrom(status)
+        recorded.ClearField("data")
+        if is_terminal(status.state):
+            del executor.launched_tasks[task_id]
+            executor.terminated_tasks[task_id] = task
+            self.terminal_task_counts[status.state] += 1
+
+    async def _acknowledge(self, ack: internal_pb2.StatusUpdateAcknowledgement) -> None:
+        framework_id, task_id = ack.framework_id.value, ack.task_id.value
+        acknowledged = await self.status_updates.acknowledge(framework_id, task_id, ack.uuid)
+        if acknowledged is None or not is_terminal(acknowledged.status.state):
+            return
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        executor = framework.executor_of_task(task_id)
+        if executor is None:
+            return
+        task = executor.terminated_tasks.pop(task_id, None)
+        if task is not None:
+            executor.completed_tasks.append(task)
+        executor.task_infos.pop(task_id, None)
+        if executor.phase is ExecutorPhase.TERMINATED and not executor.terminated_tasks:
+            self._remove_executor(framework, executor)
+
+    async def _refuse_task(self, framework: Framework, task: mesos_pb2.TaskInfo, why: str) -> None:
+        partition_aware = framework.has_capability(_FrameworkCapability.PARTITION_AWARE)
+        status = new_status(
+            task.task_id.value,
+            _TS.TASK_DROPPED if partition_aware else _TS.TASK_LOST,
+            source=_Status.SOURCE_AGENT,
+            message=why,
+            reason=_Status.REASON_EXECUTOR_TERMINATED,
+        )
+        await self.handle_status_update(framework, None, status)
+
+    # ------------------------------------------------------------------ kill, messages
+
+    def _kill_task(self, message: internal_pb2.KillTask) -> None:
+        framework = self.frameworks.get(message.framework_id.value)
+        task_id = message.task_id.value
+        if framework is None:
+            log.warning("cannot kill task %s of unknown framework", task_id)
+            return
+        policy = message.kill_policy if message.HasField("kill_policy") else None
+        executor = framework.executor_of_task(task_id)
+        if executor is None:
+            log.warning("cannot kill unknown task %s", task_id)
+            info = mesos_pb2.TaskInfo(name=task_id)
+            info.task_id.value = task_id
+            self._task_group().start_soon(
+                self._refuse_task, framework, info, "Cannot find executor"
+            )
+            return
+        if task_id in executor.terminated_tasks:
+            return
+        group = self._task_group()
+        if task_id in executor.queued_tasks:
+            del executor.queued_tasks[task_id]
+            group.start_soon(self._killed_during_launch, framework, executor, task_id)
+            return
+        for queued in executor.queued_groups:
+            if any(task.task_id.value == task_id for task in queued.tasks):
+                executor.queued_groups.remove(queued)
+                for task in queued.tasks:
+                    group.start_soon(
+                        self._killed_during_launch, framework, executor, task.task_id.value
+                    )
+                return
+        if executor.kind is ExecutorKind.CUSTOM:
+            if executor.events is not None:
+                kill = executor_pb2.Event.Kill(kill_policy=policy)
+                kill.task_id.value = task_id
+                executor.events.send(executor_pb2.Event(type=executor_pb2.Event.KILL, kill=kill))
+            return
+        if executor.runner is not None:
+            executor.runner.kill_task(task_id, policy)
+
+    async def _killed_during_launch(
+        self, framework: Framework, executor: Executor, task_id: str
+    ) -> None:
+        executor.task_infos.pop(task_id, None)
+        status = new_status(
+            task_id,
+            _TS.TASK_KILLED,
+            source=_Status.SOURCE_AGENT,
+            message="Killed before delivery to the executor",
+            reason=_Status.REASON_TASK_KILLED_DURING_LAUNCH,
+        )
+        info = mesos_pb2.TaskInfo(name=task_id)
+        info.task_id.value = task_id
+        executor.launched_tasks[task_id] = self._task_record(framework, executor, info)
+        await self.handle_status_update(framework, executor, status)
+
+    def _framework_message(self, message: internal_pb2.FrameworkToExecutor) -> None:
+        framework = self.frameworks.get(message.framework_id.value)
+        executor = framework.executors.get(message.executor_id.value) if framework else None
+        if executor is None or executor.events is None:
+            log.debug("dropping message for executor %s", message.executor_id.value)
+            return
+        executor.events.send(
+            executor_pb2.Event(
+                type=executor_pb2.Event.MESSAGE,
+                message=executor_pb2.Event.Message(data=message.data),
+            )
+        )
+
+    def shutdown_executor(self, framework_id: str, executor_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        executor = framework.executors.get(executor_id) if framework else None
+        if executor is None or executor.phase is ExecutorPhase.TERMINATED:
+            return
+        executor.phase = ExecutorPhase.TERMINATING
+        if executor.runner is not None:
+            executor.runner.shutdown()
+
+    # ------------------------------------------------------------------ executor end
+
+    async def _executor_terminated(
+        self, framework: Framework, executor: Executor, termination: Termination | None
+    ) -> None:
+        executor.phase = ExecutorPhase.TERMINATED
+        executor.termination = termination
+        if executor.events is not None:
+            executor.events.close()
+            executor.events = None
+        if executor.kind is not ExecutorKind.DEFAULT:
+            await self._destroy_quietly(executor.container_id)
+        # Whatever the executor did not finish fails with it.
+        remaining = list(executor.launched_tasks)
+        remaining += list(executor.queued_tasks)
+        remaining += [t.task_id.value for g in executor.queued_groups for t in g.tasks]
+        for task_id in remaining:
+            if task_id in executor.queued_tasks or any(
+                task_id == t.task_id.value for g in executor.queued_groups for t in g.tasks
+            ):
+                info = executor.queued_tasks.get(task_id) or mesos_pb2.TaskInfo(name=task_id)
+                if not info.HasField("task_id"):
+                    info.task_id.value = task_id
+                executor.launched_tasks[task_id] = self._task_record(framework, executor, info)
+            await self.handle_status_update(
+                framework, executor, _executor_lost_status(task_id, termination)
+            )
+        executor.queued_tasks.clear()
+        executor.queued_groups.clear()
+        if executor.kind is not ExecutorKind.COMMAND:
+            wait_status = termination.wait_status if termination is not None else None
+            if wait_status is None:
+                wait_status = 0 if executor.kind is ExecutorKind.DEFAULT else -1
+            else:
+                self.failed_executor_count += int(wait_status != 0)
+            exited = internal_pb2.ExitedExecutor(status=wait_status)
+            exited.agent_id.value = self.agent_id or ""
+            exited.framework_id.value = framework.id
+            exited.executor_id.CopyFrom(executor.info.executor_id)
+            await self.send_to_master(internal_pb2.AgentToMaster(exited_executor=exited))
+        if not executor.terminated_tasks:
+            self._remove_executor(framework, executor)
+
+    def _remove_executor(self, framework: Framework, executor: Executor) -> None:
+        if framework.executors.get(executor.id) is executor:
+            del framework.executors[executor.id]
+            framework.completed_executors.append(executor)
+        if framework.terminating:
+            self._maybe_remove_framework(framework)
+
+    async def _destroy_quietly(self, container_id: str) -> None:
+        try:
+            await self.containerizer.destroy(container_id)
+        except Exception as exc:
+            log.debug("destroying container %s: %s", container_id, exc)
+
+    # ------------------------------------------------------------------ lookups
+
+    def find_executor(
+        self, framework_id: str, executor_id: str
+    ) -> tuple[Framework, Executor] | None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return None
+        executor = framework.executors.get(executor_id)
+        if executor is None:
+            return None
+        return framework, executor
+
+    def _build_router(self) -> Router:
+        from mesoslite.agent.routes import build_router
+
+        return build_router(self)
+
+
+def _executor_lost_status(task_id: str, termination: Termination | None) -> mesos_pb2.TaskStatus:
+    """The agent's update for a task whose executor ended under it."""
+    if termination is not None and termination.state is not None:
+        return new_status(
+            task_id,
+            termination.state,
+            source=_Status.SOURCE_AGENT,
+            message=termination.message or "Executor terminated",
+            reason=termination.reason
+            if termination.reason is not None
+            else _Status.REASON_EXECUTOR_TERMINATED,
+        )
+    message = "Executor terminated"
+    if termination is not None and termination.message:
+        message = f"Executor terminated: {termination.message}"
+    return new_status(
+        task_id,
+        _TS.TASK_FAILED,
+        source=_Status.SOURCE_AGENT,
+        message=message,
+        reason=_Status.REASON_EXECUTOR_TERMINATED,
+    )
+
+
+def _create_task_sandbox(sandbox: Path, executor_directory: Path, task_id: str) -> None:
+    create_sandbox(sandbox, latest_link=False)
+    # The default executor's `tasks/<task id>` link, as in Mesos.
+    tasks_dir = executor_directory / "tasks"
+    tasks_dir.mkdir(exist_ok=True)
+    link = tasks_dir / task_id
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / "containers" / sandbox.name)
+
+
+def _role_of(resources: Iterable[mesos_pb2.Resource]) -> str:
+    for resource in resources:
+        if resource.HasField("allocation_info") and resource.allocation_info.role:
+            return resource.allocation_info.role
+    return "*"

@@ -1,0 +1,164 @@
+"""Where the agent keeps sandboxes and checkpoints on disk (Mesos' `src/slave/paths.cpp`).
+
+    <work_dir>/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>
+    <work_dir>/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/latest -> <container>
+    <work_dir>/slaves/<agent>/.../runs/<container>/containers/<nested container>
+    <work_dir>/meta/slaves/<agent>/slave.info
+    <work_dir>/meta/slaves/<agent>/frameworks/<fw>/framework.info
+    <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/executor.info
+    <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>/
+        pids/forked.pid, http.marker, tasks/<task>/task.info, tasks/<task>/task.updates
+    <work_dir>/meta/boot_id
+
+Every function here touches the filesystem: call them off the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LATEST", "SandboxLayout", "append_durably", "atomic_write", "create_sandbox"]
+
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class SandboxLayout:
+    work_dir: Path
+
+    # ------------------------------------------------------------------ sandboxes
+
+    def agent_dir(self, agent_id: str) -> Path:
+        return self.work_dir / "slaves" / agent_id
+
+    def framework_dir(self, agent_id: str, framework_id: str) -> Path:
+        return self.agent_dir(agent_id) / "frameworks" / framework_id
+
+    def executor_dir(self, agent_id: str, framework_id: str, executor_id: str) -> Path:
+        return self.framework_dir(agent_id, framework_id) / "executors" / executor_id
+
+    def runs_dir(self, agent_id: str, framework_id: str, executor_id: str) -> Path:
+        return self.executor_dir(agent_id, framework_id, executor_id) / "runs"
+
+    def executor_run_dir(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str
+    ) -> Path:
+        return self.runs_dir(agent_id, framework_id, executor_id) / container_id
+
+    @staticmethod
+    def nested_dir(parent_sandbox: Path, container_id: str) -> Path:
+        return parent_sandbox / "containers" / container_id
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def meta_dir(self) -> Path:
+        return self.work_dir / "meta"
+
+    @property
+    def boot_id_file(self) -> Path:
+        return self.meta_dir / "boot_id"
+
+    def agent_meta_dir(self, agent_id: str) -> Path:
+        return self.meta_dir / "slaves" / agent_id
+
+    def agent_info_file(self, agent_id: str) -> Path:
+        return self.agent_meta_dir(agent_id) / "slave.info"
+
+    def framework_meta_dir(self, agent_id: str, framework_id: str) -> Path:
+        return self.agent_meta_dir(agent_id) / "frameworks" / framework_id
+
+    def framework_info_file(self, agent_id: str, framework_id: str) -> Path:
+        return self.framework_meta_dir(agent_id, framework_id) / "framework.info"
+
+    def executor_meta_dir(self, agent_id: str, framework_id: str, executor_id: str) -> Path:
+        return self.framework_meta_dir(agent_id, framework_id) / "executors" / executor_id
+
+    def executor_info_file(self, agent_id: str, framework_id: str, executor_id: str) -> Path:
+        return self.executor_meta_dir(agent_id, framework_id, executor_id) / "executor.info"
+
+    def run_meta_dir(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str
+    ) -> Path:
+        return self.executor_meta_dir(agent_id, framework_id, executor_id) / "runs" / container_id
+
+    def forked_pid_file(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str
+    ) -> Path:
+        run = self.run_meta_dir(agent_id, framework_id, executor_id, container_id)
+        return run / "pids" / "forked.pid"
+
+    def http_marker_file(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str
+    ) -> Path:
+        return self.run_meta_dir(agent_id, framework_id, executor_id, container_id) / "http.marker"
+
+    def task_meta_dir(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str, task_id: str
+    ) -> Path:
+        run = self.run_meta_dir(agent_id, framework_id, executor_id, container_id)
+        return run / "tasks" / task_id
+
+    def task_info_file(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str, task_id: str
+    ) -> Path:
+        meta = self.task_meta_dir(agent_id, framework_id, executor_id, container_id, task_id)
+        return meta / "task.info"
+
+    def task_updates_file(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str, task_id: str
+    ) -> Path:
+        meta = self.task_meta_dir(agent_id, framework_id, executor_id, container_id, task_id)
+        return meta / "task.updates"
+
+
+def create_sandbox(directory: Path, *, latest_link: bool = True) -> None:
+    """Create a run directory with empty stdout/stderr; point `runs/latest` at it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("stdout", "stderr"):
+        (directory / name).touch(exist_ok=True)
+    if latest_link:
+        # Relative, so that the tree can be moved; replaced atomically by rename.
+        link = directory.parent / LATEST
+        temporary = directory.parent / f".{LATEST}.{os.getpid()}.{directory.name}"
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        temporary.symlink_to(directory.name)
+        os.replace(temporary, link)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write, fsync, rename over the old file, fsync the directory: a reader sees the
+    old content or the new one, never a torn write, even across a power loss."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append and fsync (a new file's directory entry is synced too)."""
+    created = not path.exists()
+    if created:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if created:
+        _fsync_dir(path.parent)

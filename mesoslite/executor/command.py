@@ -1,0 +1,175 @@
+"""The built-in command executor, run inside the agent (Mesos' `src/launcher/executor.cpp`).
+
+For a task with `command`: TASK_STARTING, launch the container (`sh -c value`, or
+`value` with `arguments` when `shell` is false), TASK_RUNNING with the container
+status, then the terminal state from the exit status: 0 -> TASK_FINISHED, killed ->
+TASK_KILLED, else TASK_FAILED ("Command exited with status N"). KILL sends
+TASK_KILLING when the framework understands it, SIGTERMs the container and SIGKILLs it
+after the grace period. The agent supervises the container directly: there is no
+executor process and no thread; one coroutine per task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from anyio.abc import TaskGroup
+
+from mesoslite.executor.context import ExecutorContext, new_status
+from mesoslite.executor.kill import GracefulKill, kill_grace_period_s
+from mesoslite.executor.outcome import task_outcome
+from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.api import Termination
+
+__all__ = ["REAP_ALLOWANCE_S", "CommandExecutor"]
+
+log = logging.getLogger(__name__)
+
+_TS = mesos_pb2.TaskState
+_Reason = mesos_pb2.TaskStatus
+
+# Mesos shortens the task's kill grace on SHUTDOWN by its reap interval plus a second,
+# so that the executor itself still fits in the executor's shutdown grace period.
+REAP_ALLOWANCE_S = 2.0
+
+
+class CommandExecutor:
+    def __init__(self, context: ExecutorContext, task: mesos_pb2.TaskInfo) -> None:
+        self._context = context
+        self._task = task
+        self._task_id = task.task_id.value
+        self._kill = GracefulKill(context.containerizer, context.container_id)
+        self._group: TaskGroup | None = None
+        self._send_lock = anyio.Lock()
+        self._state: mesos_pb2.TaskState.ValueType = _TS.TASK_STAGING
+        self._terminal_sent = False
+        self._kill_requested = False
+        self._pending_kill_grace_s: float | None = None
+        self._killing_sent = False
+        self._completion_time_reached = False
+
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    # ------------------------------------------------------------------ agent -> executor
+
+    def kill_task(self, task_id: str, kill_policy: mesos_pb2.KillPolicy | None) -> None:
+        task_policy = self._task.kill_policy if self._task.HasField("kill_policy") else None
+        grace_s = kill_grace_period_s(
+            kill_policy, task_policy, default_s=self._context.default_kill_grace_period_s
+        )
+        self._request_kill(grace_s)
+
+    def shutdown(self) -> None:
+        self._request_kill(max(0.0, self._context.shutdown_grace_period_s - REAP_ALLOWANCE_S))
+
+    def _request_kill(self, grace_s: float) -> None:
+        self._kill_requested = True
+        if self._group is None:
+            # Not launched yet: run() sees the request before it starts the container.
+            if self._pending_kill_grace_s is None or grace_s < self._pending_kill_grace_s:
+                self._pending_kill_grace_s = grace_s
+            return
+        self._group.start_soon(self._kill_sequence, grace_s)
+
+    async def _kill_sequence(self, grace_s: float) -> None:
+        if (
+            not self._killing_sent
+            and self._context.task_killing_state()
+            and self._state in (_TS.TASK_STARTING, _TS.TASK_RUNNING)
+        ):
+            self._killing_sent = True
+            await self._send(new_status(self._task_id, _TS.TASK_KILLING))
+        assert self._group is not None
+        self._kill.request(grace_s, self._group)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _send(self, status: mesos_pb2.TaskStatus) -> None:
+        async with self._send_lock:
+            if self._terminal_sent:
+                return  # nothing may follow the terminal update
+            self._state = status.state
+            if status.state not in (_TS.TASK_STARTING, _TS.TASK_RUNNING, _TS.TASK_KILLING):
+                self._terminal_sent = True
+            await self._context.send_update(status)
+
+    async def run(self) -> Termination | None:
+        """Run the task to its end; returns how its container ended (None when it was
+        never started)."""
+        if self._kill_requested:
+            await self._send(
+                new_status(
+                    self._task_id,
+                    _TS.TASK_KILLED,
+                    source=_Reason.SOURCE_AGENT,
+                    message="Task killed before it was launched",
+                    reason=_Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                )
+            )
+            return None
+        await self._send(new_status(self._task_id, _TS.TASK_STARTING))
+        containerizer = self._context.containerizer
+        container_id = self._context.container_id
+        try:
+            config = await self._context.prepare_task_container(self._task, container_id, None)
+            await containerizer.launch(container_id, config)
+        except Exception as exc:
+            log.warning("task %s: container launch failed: %s", self._task_id, exc)
+            await self._send(
+                new_status(
+                    self._task_id,
+                    _TS.TASK_FAILED,
+                    source=_Reason.SOURCE_AGENT,
+                    message=f"Failed to launch container: {exc}",
+                    reason=_Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                )
+            )
+            return None
+        async with anyio.create_task_group() as group:
+            self._group = group
+            container_status = await _container_status(self._context)
+            await self._send(
+                new_status(self._task_id, _TS.TASK_RUNNING, container_status=container_status)
+            )
+            if self._pending_kill_grace_s is not None:
+                group.start_soon(self._kill_sequence, self._pending_kill_grace_s)
+            if self._task.HasField("max_completion_time"):
+                group.start_soon(self._enforce_completion_time)
+            termination = await containerizer.wait(container_id)
+            group.cancel_scope.cancel()
+        outcome = task_outcome(termination, killed=self._kill_requested)
+        state, reason = outcome.state, outcome.reason
+        if self._completion_time_reached and state != _TS.TASK_FINISHED:
+            state, reason = _TS.TASK_FAILED, _Reason.REASON_MAX_COMPLETION_TIME_REACHED
+        await self._send(
+            new_status(
+                self._task_id,
+                state,
+                message=outcome.message,
+                reason=reason,
+                container_status=container_status,
+            )
+        )
+        return termination
+
+    async def _enforce_completion_time(self) -> None:
+        await anyio.sleep(self._task.max_completion_time.nanoseconds / 1e9)
+        self._completion_time_reached = True
+        task_policy = self._task.kill_policy if self._task.HasField("kill_policy") else None
+        self._request_kill(
+            kill_grace_period_s(task_policy, default_s=self._context.default_kill_grace_period_s)
+        )
+
+
+async def _container_status(context: ExecutorContext) -> mesos_pb2.ContainerStatus:
+    try:
+        status = await context.containerizer.status(context.container_id)
+    except Exception as exc:
+        log.debug("no container status for %s: %s", context.container_id, exc)
+        status = mesos_pb2.ContainerStatus()
+    if not status.HasField("container_id"):
+        status.container_id.value = context.container_id
+    return status
