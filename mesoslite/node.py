@@ -26,6 +26,7 @@ from mesoslite.runtime.containerizer import create_containerizer
 from mesoslite.transport.channel import InProcessConnector, MasterConnector
 from mesoslite.transport.http import HttpMasterConnector, mount_agent_transport
 from mesoslite.wire.routing import Router
+from mesoslite.wire.server import uvicorn_config
 
 __all__ = ["BindError", "Node", "NodeAddresses", "bind_listener"]
 
@@ -69,14 +70,8 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def _serve(router: Router, sock: socket.socket) -> None:
-    config = uvicorn.Config(
-        router,
-        http="h11",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=75,
+    config = uvicorn_config(
+        router, log_level="warning", timeout_graceful_shutdown=1, timeout_keep_alive=75
     )
     server = _EmbeddedServer(config)
     try:
