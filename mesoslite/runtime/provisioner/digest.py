@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from mesoslite.runtime.provisioner.errors import DigestMismatchError, ManifestError
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-__all__ = ["Digest", "DigestVerifier", "digest_of_bytes"]
+__all__ = ["Digest", "DigestVerifier", "VerifyingReader", "digest_of_bytes"]
 
 # Hex lengths per algorithm (OCI image-spec descriptor.md: sha256 and sha512 are registered).
 _HEX_LENGTH_BY_ALGORITHM = {"sha256": 64, "sha512": 128}
@@ -74,3 +75,26 @@ class DigestVerifier:
         actual = self.actual
         if actual != self.expected:
             raise DigestMismatchError(self.what, str(self.expected), str(actual))
+
+
+class VerifyingReader(io.RawIOBase):
+    """Reads through `source`, hashing; `verifier.verify()` after the last read."""
+
+    def __init__(self, source: IO[bytes], expected: Digest, what: str) -> None:
+        self._source = source
+        self.verifier = DigestVerifier(expected, what)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._source.read(len(view))
+        view[: len(data)] = data
+        self.verifier.update(data)
+        return len(data)
+
+    def drain_and_verify(self) -> None:
+        while self.read(1 << 20):
+            pass
+        self.verifier.verify()

@@ -1,0 +1,284 @@
+"""The provisioner the containerizer calls: an Image in, a root filesystem out.
+
+<root>/images/                          the ImageStore (shared with `mesoslite image`)
+<root>/provisioner/containers/<id>/     one per container: container.json, rootfs/ and
+                                        the backend's own directories (upper/, work/)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.provisioner.backend_choice import backend_named, choose_backend
+from mesoslite.runtime.provisioner.credentials import Credential, RegistryCredentials
+from mesoslite.runtime.provisioner.errors import ProvisionerError, UnsupportedImageError
+from mesoslite.runtime.provisioner.image_config import ImageConfig
+from mesoslite.runtime.provisioner.image_import import import_image
+from mesoslite.runtime.provisioner.image_pull import pull_image
+from mesoslite.runtime.provisioner.image_record import ImageRecord, ImageSource
+from mesoslite.runtime.provisioner.image_store import ImageStore
+from mesoslite.runtime.provisioner.platform import Platform
+from mesoslite.runtime.provisioner.progress import ProgressCallback
+from mesoslite.runtime.provisioner.reference import ImageReference
+from mesoslite.runtime.provisioner.registry_client import RegistryClient, RegistryOptions
+from mesoslite.runtime.provisioner.rootfs_backend import BackendName, RootfsBackend
+
+__all__ = ["ProvisionInfo", "Provisioner", "credentials_of_image"]
+
+_CONTAINER_RECORD = "container.json"
+
+
+@dataclass(frozen=True)
+class ProvisionInfo:
+    # The container's root filesystem on the host.
+    rootfs: Path
+    # The image's runtime defaults; combine with the task's command via apply_image_config.
+    config: ImageConfig
+    image: ImageRecord
+
+
+def credentials_of_image(docker: mesos_pb2.Image.Docker) -> RegistryCredentials:
+    """Credentials an Image.Docker carries: `config` (a Secret holding a docker config.json)
+    and the deprecated `credential` (principal/secret, for any registry)."""
+    credentials = RegistryCredentials()
+    if docker.HasField("config"):
+        secret = docker.config
+        if secret.type != mesos_pb2.Secret.VALUE or not secret.HasField("value"):
+            raise UnsupportedImageError(
+                "Image.Docker.config must be a VALUE secret (secret references are not supported)"
+            )
+        credentials = RegistryCredentials.from_docker_config(secret.value.data)
+    if docker.HasField("credential"):
+        credential = Credential(docker.credential.principal, docker.credential.secret)
+        credentials = RegistryCredentials(credentials.by_registry, default=credential)
+    return credentials
+
+
+class Provisioner:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        backend: BackendName | str | None = None,
+        registry_options: RegistryOptions | None = None,
+        platform: Platform | None = None,
+    ) -> None:
+        """`backend`: "overlay", "copy", or None/"auto" to probe on first use."""
+        self.root = root
+        self.registry_options = registry_options or RegistryOptions()
+        self.platform = platform or Platform.host()
+        self._requested_backend = backend
+        self._backend: RootfsBackend | None = None
+        self._store: ImageStore | None = None
+        self._setup_lock = anyio.Lock()
+
+    @property
+    def containers_root(self) -> Path:
+        return self.root / "provisioner" / "containers"
+
+    async def backend(self) -> RootfsBackend:
+        await self._ensure_ready()
+        assert self._backend is not None
+        return self._backend
+
+    async def store(self) -> ImageStore:
+        await self._ensure_ready()
+        assert self._store is not None
+        return self._store
+
+    async def _ensure_ready(self) -> None:
+        async with self._setup_lock:
+            if self._store is not None:
+                return
+            scratch = self.root / "provisioner"
+            await anyio.to_thread.run_sync(lambda: scratch.mkdir(parents=True, exist_ok=True))
+            backend = await anyio.to_thread.run_sync(
+                choose_backend, self._requested_backend, scratch
+            )
+            self._store = await anyio.to_thread.run_sync(
+                ImageStore, self.root / "images", backend.layer_format
+            )
+            self._backend = backend
+
+    # Images.
+
+    async def pull(
+        self,
+        reference: str,
+        *,
+        credentials: RegistryCredentials | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ImageRecord:
+        store = await self.store()
+        options = self.registry_options
+        if credentials is not None:
+            merged = credentials.merged_over(options.credentials)
+            options = dataclasses.replace(options, credentials=merged)
+        async with RegistryClient(options) as client:
+            return await pull_image(
+                store,
+                client,
+                ImageReference.parse(reference),
+                platform=self.platform,
+                progress=progress,
+            )
+
+    async def import_archive(
+        self, path: Path, *, name: str | None = None, progress: ProgressCallback | None = None
+    ) -> list[ImageRecord]:
+        store = await self.store()
+        return await import_image(store, path, name=name, platform=self.platform, progress=progress)
+
+    async def _image_for(
+        self, image: mesos_pb2.Image, progress: ProgressCallback | None
+    ) -> ImageRecord:
+        if image.type == mesos_pb2.Image.APPC:
+            raise UnsupportedImageError(
+                "APPC images are not supported: use an image of type DOCKER (Docker/OCI)"
+            )
+        if image.type != mesos_pb2.Image.DOCKER or not image.docker.name:
+            raise UnsupportedImageError("image must be of type DOCKER with docker.name set")
+        reference = ImageReference.parse(image.docker.name)
+        store = await self.store()
+        if image.cached:
+            record = await store.get(str(reference))
+            if record is not None and await anyio.to_thread.run_sync(store.has_all_layers, record):
+                return record
+            if record is not None and record.source != ImageSource.REGISTRY:
+                raise ProvisionerError(
+                    f"layers of imported image {record.name} are missing: import it again"
+                )
+        return await self.pull(
+            image.docker.name, credentials=credentials_of_image(image.docker), progress=progress
+        )
+
+    # Containers.
+
+    async def provision(
+        self,
+        container_id: str,
+        image: mesos_pb2.Image,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ProvisionInfo:
+        """Make the root filesystem of `image` for a new container. Image.cached (the
+        default) uses the local copy when there is one; cached=false asks the registry."""
+        record = await self._image_for(image, progress)
+        store = await self.store()
+        backend = await self.backend()
+        container_dir = self._container_dir(container_id)
+        if await anyio.to_thread.run_sync(container_dir.exists):
+            raise ProvisionerError(f"container {container_id} already has a root filesystem")
+        try:
+            async with store.shared_lock():
+                if not await anyio.to_thread.run_sync(store.has_all_layers, record):
+                    raise ProvisionerError(f"layers of {record.name} were removed meanwhile")
+                await store.lease(container_id, record)
+            layers = store.layer_paths(record)
+            await anyio.to_thread.run_sync(
+                _write_container_record, container_dir, container_id, record, backend, layers
+            )
+            rootfs = await anyio.to_thread.run_sync(backend.create, layers, container_dir)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.destroy(container_id)
+            raise
+        return ProvisionInfo(rootfs=rootfs, config=record.config, image=record)
+
+    async def destroy(self, container_id: str) -> None:
+        """Unmount and delete the container's rootfs and release its image (idempotent)."""
+        container_dir = self._container_dir(container_id)
+        stored = await anyio.to_thread.run_sync(_read_container_record, container_dir)
+        backend = backend_named(stored.backend) if stored else await self.backend()
+        await anyio.to_thread.run_sync(backend.destroy, container_dir)
+        store = await self.store()
+        await store.release(container_id)
+
+    async def recover(self, known_ids: Collection[str]) -> set[str]:
+        """After a restart: keep (and remount if needed) the rootfs of containers in
+        `known_ids`, destroy every other one. Returns the ids whose rootfs is back."""
+        known = set(known_ids)
+        recovered: set[str] = set()
+        directories = await anyio.to_thread.run_sync(self._container_dirs)
+        store = await self.store()
+        for container_dir in directories:
+            stored = await anyio.to_thread.run_sync(_read_container_record, container_dir)
+            if stored is None or stored.container_id not in known:
+                backend = backend_named(stored.backend) if stored else await self.backend()
+                await anyio.to_thread.run_sync(backend.destroy, container_dir)
+                if stored is not None:
+                    await store.release(stored.container_id)
+                continue
+            backend = backend_named(stored.backend)
+            await anyio.to_thread.run_sync(backend.recover, stored.layers, container_dir)
+            recovered.add(stored.container_id)
+        for lease in await store.leases():
+            if lease.container_id not in recovered:
+                await store.release(lease.container_id)
+        return recovered
+
+    def _container_dir(self, container_id: str) -> Path:
+        if (
+            not container_id
+            or container_id.startswith(".")
+            or not all(c.isalnum() or c in "-_." for c in container_id)
+        ):
+            raise ProvisionerError(f"invalid container id {container_id!r}")
+        return self.containers_root / container_id
+
+    def _container_dirs(self) -> list[Path]:
+        if not self.containers_root.is_dir():
+            return []
+        return sorted(path for path in self.containers_root.iterdir() if path.is_dir())
+
+
+@dataclass(frozen=True)
+class _ContainerRecord:
+    container_id: str
+    image_name: str
+    backend: BackendName
+    layers: list[Path]
+
+
+def _write_container_record(
+    container_dir: Path,
+    container_id: str,
+    record: ImageRecord,
+    backend: RootfsBackend,
+    layers: list[Path],
+) -> None:
+    container_dir.mkdir(parents=True, exist_ok=False)
+    document = {
+        "container_id": container_id,
+        "image_name": record.name,
+        "backend": backend.name.value,
+        "layers": [str(layer) for layer in layers],
+    }
+    temporary = container_dir / f"{_CONTAINER_RECORD}.part"
+    with temporary.open("w", encoding="utf-8") as target:
+        json.dump(document, target)
+        target.flush()
+        os.fsync(target.fileno())
+    os.replace(temporary, container_dir / _CONTAINER_RECORD)
+
+
+def _read_container_record(container_dir: Path) -> _ContainerRecord | None:
+    try:
+        document = json.loads((container_dir / _CONTAINER_RECORD).read_text(encoding="utf-8"))
+        return _ContainerRecord(
+            container_id=str(document["container_id"]),
+            image_name=str(document["image_name"]),
+            backend=BackendName(document["backend"]),
+            layers=[Path(layer) for layer in document["layers"]],
+        )
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
