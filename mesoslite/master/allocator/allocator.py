@@ -1,0 +1,633 @@
+"""The hierarchical DRF allocator: the master tells it what happens, it decides offers.
+
+Pure and incremental. Time arrives as `now` arguments and randomness (the agent order
+Mesos shuffles) as an injected `random.Random`. The allocator remembers which agents
+could have something new to offer ("dirty" agents: their free resources grew, a filter
+on them expired, or some framework became able to take what they have); `allocate`
+examines only those, so a pass with nothing dirty costs nothing.
+
+One pass, for each dirty agent in shuffled order:
+  1. quota guarantees: roles whose guarantee is unmet, in DRF order, get what they still
+     lack (plus their reservations);
+  2. fair share: roles in hierarchical weighted DRF order, and within a role frameworks
+     in DRF order; the first framework that can use the agent's free resources gets all
+     of them (what its capabilities allow), as in Mesos. Unreserved resources other
+     roles' unmet guarantees need are held back, and quota limits cap every role.
+A chunk is offered only if it meets the minimum allocatable size and the framework has
+not refused (a superset of) it on that agent recently.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection, Iterable, Mapping
+from typing import Final
+
+from mesoslite.proto import mesos_pb2
+from mesoslite.resources import Resources, validate_role
+
+from .agent_state import AgentState
+from .allocation import Allocation, PassStats
+from .config import AllocatorConfig
+from .framework_state import FrameworkState, ResourceCapabilities
+from .min_allocatable import OfferFilterInput, is_allocatable, min_allocatable_by_role
+from .quota import ConsumptionLedger, Quota, QuotaBook
+from .refusals import RefusalFilters, refusal_duration_seconds
+from .sorter import ClusterTotals, FairShareSorter, RoleSorter
+
+__all__ = ["Allocator", "AllocatorError"]
+
+_EMPTY: Final = Resources()
+_Offers = dict[tuple[str, str, str], Resources]  # (framework_id, agent_id, role) -> chunk
+
+
+class AllocatorError(ValueError):
+    """The master asked for something inconsistent (unknown id, duplicate, bad role)."""
+
+
+def _milli(resources: Resources) -> dict[str, int]:
+    return {name: round(value * 1000) for name, value in resources.scalars().items()}
+
+
+def _unreserved_free(agent: AgentState) -> dict[str, int]:
+    return _milli(agent.free.unreserved().non_revocable())
+
+
+class Allocator:
+    """Hierarchical DRF over roles and frameworks, with filters, quota and weights."""
+
+    def __init__(
+        self, config: AllocatorConfig | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        self._config = config or AllocatorConfig()
+        # Only shuffles the agent order, so a fixed default seed keeps runs reproducible.
+        self._rng = rng if rng is not None else random.Random(0)
+        self._totals = ClusterTotals()
+        self._roles = RoleSorter(self._totals)
+        self._framework_sorters: dict[str, FairShareSorter] = {}
+        self._frameworks: dict[str, FrameworkState] = {}
+        self._agents: dict[str, AgentState] = {}
+        self._agents_of_framework: dict[str, set[str]] = {}
+        self._refusals = RefusalFilters()
+        self._ledger = ConsumptionLedger()
+        self._quotas = QuotaBook(self._ledger)
+        # Unreserved, non-revocable, unallocated scalars over all agents: what quota
+        # guarantees can still be met from.
+        self._headroom_milli: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        # Agents where quota shrank a chunk last time: look again when quota loosens.
+        self._quota_held: set[str] = set()
+        self._last_pass = PassStats(agents_examined=0, allocations=0)
+
+    # ================================================================== frameworks
+
+    def add_framework(
+        self,
+        framework_id: str,
+        roles: Collection[str],
+        *,
+        capabilities: Collection[int],
+        suppressed_roles: Collection[str] = (),
+        active: bool = True,
+        offer_filters: OfferFilterInput | None = None,
+    ) -> None:
+        if framework_id in self._frameworks:
+            raise AllocatorError(f"framework {framework_id} is already known")
+        self._check_roles(roles)
+        framework = FrameworkState(
+            framework_id,
+            roles,
+            capabilities,
+            suppressed_roles=suppressed_roles,
+            active=active,
+            min_allocatable_by_role=min_allocatable_by_role(offer_filters),
+        )
+        self._frameworks[framework_id] = framework
+        for role in framework.roles:
+            self._join(framework_id, role)
+        if active:
+            self._dirty_agents_with_free()
+
+    def update_framework(
+        self,
+        framework_id: str,
+        roles: Collection[str],
+        capabilities: Collection[int],
+        suppressed_roles: Collection[str] = (),
+        *,
+        offer_filters: OfferFilterInput | None = None,
+    ) -> None:
+        """Replace roles, capabilities, suppressed roles and offer filters (UPDATE_FRAMEWORK
+        or re-subscription). Filters of dropped roles and of roles leaving the suppressed
+        set are cleared."""
+        framework = self._framework(framework_id)
+        self._check_roles(roles)
+        new_roles = frozenset(roles)
+        dropped = framework.roles - new_roles
+        unsuppressed = framework.suppressed_roles - set(suppressed_roles)
+        for role in dropped:
+            self._leave(framework_id, role)
+        for role in new_roles - framework.roles:
+            self._join(framework_id, role)
+        framework.roles = new_roles
+        framework.suppressed_roles = set(suppressed_roles) & new_roles
+        framework.set_capabilities(capabilities)
+        framework.min_allocatable_by_role = min_allocatable_by_role(offer_filters)
+        self._refusals.clear_framework(framework_id, dropped | unsuppressed)
+        self._dirty_agents_with_free()
+
+    def activate_framework(self, framework_id: str) -> None:
+        self._framework(framework_id).active = True
+        self._dirty_agents_with_free()
+
+    def deactivate_framework(self, framework_id: str) -> None:
+        """No more offers until activated; its refusal filters are cleared (Mesos does so on
+        disconnection). What it holds stays allocated until recovered."""
+        self._framework(framework_id).active = False
+        self._refusals.clear_framework(framework_id)
+
+    def remove_framework(self, framework_id: str) -> None:
+        """Forget the framework and free everything allocated to it (offers and tasks)."""
+        framework = self._frameworks.pop(framework_id, None)
+        if framework is None:
+            return
+        for agent_id in sorted(self._agents_of_framework.get(framework_id, set())):
+            agent = self._agents[agent_id]
+            for holder in agent.holders_of(framework_id):
+                self._give_back(agent, framework_id, holder[1], agent.allocations[holder])
+            self._mark_dirty(agent_id)
+        for role in framework.roles:
+            self._leave(framework_id, role)
+        self._refusals.clear_framework(framework_id)
+
+    def suppress(self, framework_id: str, roles: Collection[str] = ()) -> None:
+        """Stop offers for `roles` (all the framework's roles when empty)."""
+        framework = self._framework(framework_id)
+        framework.suppressed_roles |= self._roles_or_all(framework, roles)
+
+    def revive(self, framework_id: str, roles: Collection[str] = ()) -> None:
+        """Resume offers for `roles` (all when empty) and clear their refusal filters."""
+        framework = self._framework(framework_id)
+        revived = self._roles_or_all(framework, roles)
+        framework.suppressed_roles -= revived
+        self._refusals.clear_framework(framework_id, revived)
+        self._dirty_agents_with_free()
+
+    # ================================================================== agents
+
+    def add_agent(
+        self,
+        agent_id: str,
+        total: Iterable[mesos_pb2.Resource],
+        *,
+        used: Mapping[tuple[str, str], Iterable[mesos_pb2.Resource]] | None = None,
+        attributes: Iterable[mesos_pb2.Attribute] = (),
+        hostname: str = "",
+        gpus: bool = False,
+    ) -> None:
+        """Add an agent; `used` maps (framework_id, role) to what it already runs there."""
+        if agent_id in self._agents:
+            raise AllocatorError(f"agent {agent_id} is already known")
+        agent = AgentState(
+            agent_id,
+            Resources(total).without_allocation(),
+            hostname=hostname,
+            attributes=attributes,
+            has_gpus=gpus,
+        )
+        self._agents[agent_id] = agent
+        self._account_total(agent.total, 1)
+        self._add_headroom(_unreserved_free(agent), 1)
+        for (framework_id, role), resources in (used or {}).items():
+            self._take(agent, framework_id, role, Resources(resources).without_allocation())
+        self._mark_dirty(agent_id)
+        self._quota_loosened()
+
+    def update_agent(self, agent_id: str, total: Iterable[mesos_pb2.Resource]) -> None:
+        """Replace the agent's total (allocations are kept; free is what remains)."""
+        agent = self._agent(agent_id)
+        headroom_before = _unreserved_free(agent)
+        self._account_total(agent.total, -1)
+        agent.set_total(Resources(total).without_allocation())
+        self._account_total(agent.total, 1)
+        self._add_headroom(headroom_before, -1)
+        self._add_headroom(_unreserved_free(agent), 1)
+        self._mark_dirty(agent_id)
+        self._quota_loosened()
+
+    def remove_agent(self, agent_id: str) -> None:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return
+        for (framework_id, role), resources in list(agent.allocations.items()):
+            self._give_back(agent, framework_id, role, resources)
+        self._add_headroom(_unreserved_free(agent), -1)
+        self._account_total(agent.total, -1)
+        del self._agents[agent_id]
+        self._refusals.clear_agent(agent_id)
+        self._dirty.discard(agent_id)
+        self._quota_held.discard(agent_id)
+
+    def activate_agent(self, agent_id: str) -> None:
+        self._agent(agent_id).active = True
+        self._mark_dirty(agent_id)
+
+    def deactivate_agent(self, agent_id: str) -> None:
+        """No offers from this agent until activated (e.g. while it is unreachable)."""
+        self._agent(agent_id).active = False
+
+    # ================================================================== resources
+
+    def recover(
+        self,
+        framework_id: str,
+        agent_id: str,
+        resources: Iterable[mesos_pb2.Resource],
+        *,
+        refuse_seconds: float | None,
+        now: float,
+    ) -> None:
+        """Resources come back: an offer declined or rescinded, the unused part of an
+        accepted offer, a finished task. With `refuse_seconds` (Filters.refuse_seconds,
+        normalized as Mesos does) the framework is not offered them again for that role
+        on that agent until the filter expires. Unknown agents and resources not
+        allocated to the framework are ignored."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return
+        duration_s = refusal_duration_seconds(refuse_seconds)
+        freed_any = False
+        for role, part in self._split_by_role(framework_id, agent, Resources(resources)):
+            released = self._give_back(agent, framework_id, role, part)
+            if released.is_empty():
+                continue
+            freed_any = True
+            if duration_s is not None and framework_id in self._frameworks:
+                self._refusals.add(framework_id, role, agent_id, released, now + duration_s)
+        if freed_any:
+            self._mark_dirty(agent_id)
+
+    def used(
+        self, framework_id: str, agent_id: str, resources: Iterable[mesos_pb2.Resource]
+    ) -> None:
+        """Make sure `resources` are accounted to the framework on the agent.
+
+        What is already allocated to it there (an outstanding offer a launch draws from)
+        is left as it is; anything beyond that (tasks reported by a re-registering agent
+        or framework) is taken from the agent's free resources."""
+        agent = self._agent(agent_id)
+        for role, part in self._split_by_role(framework_id, agent, Resources(resources)):
+            missing = part - agent.allocations.get((framework_id, role), _EMPTY)
+            if not missing.is_empty():
+                self._take(agent, framework_id, role, missing)
+
+    # ================================================================== policy
+
+    def update_weights(self, weights: Mapping[str, float]) -> None:
+        """Set the weight of each given role (others keep theirs; the default is 1.0)."""
+        for role, weight in weights.items():
+            self._check_roles([role])
+            if not math.isfinite(weight) or weight <= 0:
+                raise AllocatorError(f"weight of role '{role}' must be a positive number")
+        for role, weight in weights.items():
+            self._roles.set_weight(role, weight)
+
+    def set_quota(
+        self,
+        role: str,
+        *,
+        guarantees: Mapping[str, float] | None = None,
+        limits: Mapping[str, float] | None = None,
+    ) -> None:
+        self._check_roles([role])
+        quota = Quota(dict(guarantees or {}), dict(limits or {}))
+        error = quota.validate()
+        if error is not None:
+            raise AllocatorError(error)
+        self._quotas.assign(role, quota)
+        self._dirty_agents_with_free()
+
+    def remove_quota(self, role: str) -> None:
+        self._quotas.remove(role)
+        self._dirty_agents_with_free()
+
+    # ================================================================== allocation
+
+    def allocate(self, now: float) -> list[Allocation]:
+        """Decide offers for the dirty agents; the resources offered become allocated."""
+        self._dirty |= self._refusals.expire(now)
+        if not self._dirty:
+            self._last_pass = PassStats(agents_examined=0, allocations=0)
+            return []
+        order = sorted(self._dirty)
+        self._dirty.clear()
+        self._rng.shuffle(order)
+        agents = [
+            agent
+            for agent_id in order
+            if (agent := self._agents.get(agent_id)) is not None
+            and agent.active
+            and agent.offerable
+        ]
+        offers: _Offers = {}
+        if self._quotas.has_guarantees():
+            for agent in agents:
+                self._allocate_guarantees(agent, offers)
+        for agent in agents:
+            self._allocate_fair_shares(agent, offers)
+        self._last_pass = PassStats(agents_examined=len(agents), allocations=len(offers))
+        return [
+            Allocation(framework_id, agent_id, role, chunk.with_allocation_role(role).to_list())
+            for (framework_id, agent_id, role), chunk in offers.items()
+        ]
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When `allocate` next has something to do: `now` if agents are dirty, else the
+        earliest refusal filter expiry, else None."""
+        if self._dirty:
+            return now
+        return self._refusals.next_expiry()
+
+    # ================================================================== introspection
+
+    @property
+    def last_pass(self) -> PassStats:
+        return self._last_pass
+
+    def free(self, agent_id: str) -> Resources:
+        return self._agent(agent_id).free
+
+    def total(self, agent_id: str) -> Resources:
+        return self._agent(agent_id).total
+
+    def allocated(self, agent_id: str) -> dict[tuple[str, str], Resources]:
+        """What each (framework_id, role) holds on the agent (without allocation_info)."""
+        return dict(self._agent(agent_id).allocations)
+
+    def role_share(self, role: str) -> float:
+        """Weighted dominant share of the role's subtree."""
+        return self._roles.share(role)
+
+    def framework_share(self, framework_id: str, role: str) -> float:
+        sorter = self._framework_sorters.get(role)
+        return 0.0 if sorter is None else sorter.share(framework_id)
+
+    def weights(self) -> dict[str, float]:
+        """Roles whose weight is not the default 1.0."""
+        return self._roles.weights()
+
+    def quotas(self) -> dict[str, Quota]:
+        return self._quotas.by_role()
+
+    # ================================================================== the pass
+
+    def _allocate_guarantees(self, agent: AgentState, offers: _Offers) -> None:
+        for role in self._roles.sorted():
+            if agent.free.is_empty():
+                return
+            unmet = self._quotas.unmet_guarantee(role)
+            if not unmet:
+                continue
+            candidates = self._candidates(role)
+            if not candidates:
+                continue
+            available = agent.free.allocatable_to(role).non_revocable()
+            # Guaranteed resources up to what is still lacking; guaranteed names already
+            # met get nothing here (stage 2 may still offer them).
+            caps = {name: unmet.get(name, 0) for name in self._quotas.guaranteed_names(role)}
+            chunk = self._cap_unreserved(agent, available, caps)
+            chunk = self._shape_for_quota(agent, role, chunk, exempt=caps.keys())
+            self._offer_to_first_taker(agent, role, candidates, chunk, offers)
+
+    def _allocate_fair_shares(self, agent: AgentState, offers: _Offers) -> None:
+        for role in self._roles.sorted():
+            if agent.free.is_empty():
+                return
+            candidates = self._candidates(role)
+            if not candidates:
+                continue
+            chunk = self._shape_for_quota(agent, role, agent.free.allocatable_to(role))
+            while not chunk.is_empty():
+                taker = self._offer_to_first_taker(agent, role, candidates, chunk, offers)
+                if taker is None:
+                    break
+                # What the taker's capabilities excluded may still suit the next framework.
+                candidates = candidates[candidates.index(taker) + 1 :]
+                chunk = self._shape_for_quota(agent, role, agent.free.allocatable_to(role))
+
+    def _offer_to_first_taker(
+        self,
+        agent: AgentState,
+        role: str,
+        candidates: list[FrameworkState],
+        available: Resources,
+        offers: _Offers,
+    ) -> FrameworkState | None:
+        if available.is_empty():
+            return None
+        gpu_only = self._config.filter_gpu_resources and agent.has_gpus
+        receivable: dict[ResourceCapabilities, Resources] = {}
+        for framework in candidates:
+            if gpu_only and not framework.accepts_gpu_agents:
+                continue
+            capabilities = framework.resource_capabilities
+            chunk = receivable.get(capabilities)
+            if chunk is None:
+                chunk = receivable[capabilities] = capabilities.receivable(available)
+            minimum = framework.min_allocatable_by_role.get(role, self._config.min_allocatable)
+            if not is_allocatable(chunk, minimum):
+                continue
+            framework_id = framework.framework_id
+            if self._refusals.is_filtered(framework_id, role, agent.agent_id, chunk):
+                continue
+            self._take(agent, framework_id, role, chunk)
+            key = (framework_id, agent.agent_id, role)
+            offers[key] = offers.get(key, _EMPTY) + chunk
+            return framework
+        return None
+
+    def _candidates(self, role: str) -> list[FrameworkState]:
+        sorter = self._framework_sorters.get(role)
+        if sorter is None:
+            return []
+        frameworks = self._frameworks
+        return [
+            framework
+            for framework_id in sorter.sorted()
+            if (framework := frameworks[framework_id]).wants_offers_for(role)
+        ]
+
+    def _shape_for_quota(
+        self, agent: AgentState, role: str, available: Resources, exempt: Iterable[str] = ()
+    ) -> Resources:
+        """Apply quota limits of the role (and its ancestors) and hold back the headroom
+        other roles' unmet guarantees need; names in `exempt` are already capped."""
+        caps: dict[str, int] = {}
+        room = self._quotas.limit_room(role)
+        if room:
+            caps.update(room)
+        if self._quotas.has_guarantees():
+            required = self._quotas.required_headroom()
+            for name, needed in required.items():
+                surplus = max(self._headroom_milli.get(name, 0) - needed, 0)
+                caps[name] = min(caps.get(name, surplus), surplus)
+        for name in exempt:
+            if room is not None and name in room:
+                caps[name] = room[name]
+            else:
+                caps.pop(name, None)
+        return self._cap_unreserved(agent, available, caps)
+
+    def _cap_unreserved(
+        self, agent: AgentState, available: Resources, caps: Mapping[str, int]
+    ) -> Resources:
+        # Quota governs unreserved non-revocable resources only: reservations already
+        # count against their role's quota, revocable ones never do.
+        if not caps:
+            return available
+        subject = available.unreserved().non_revocable()
+        capped = subject.shrink_scalars({name: cap / 1000 for name, cap in caps.items()})
+        if capped == subject:
+            return available
+        self._quota_held.add(agent.agent_id)
+        return available - subject + capped
+
+    # ================================================================== bookkeeping
+
+    def _take(self, agent: AgentState, framework_id: str, role: str, chunk: Resources) -> None:
+        headroom_before = _unreserved_free(agent)
+        agent.take((framework_id, role), chunk)
+        self._account_allocation(agent, framework_id, role, chunk, 1, headroom_before)
+        self._agents_of_framework.setdefault(framework_id, set()).add(agent.agent_id)
+
+    def _give_back(
+        self, agent: AgentState, framework_id: str, role: str, resources: Resources
+    ) -> Resources:
+        headroom_before = _unreserved_free(agent)
+        released = agent.give_back((framework_id, role), resources)
+        if released.is_empty():
+            return released
+        self._account_allocation(agent, framework_id, role, released, -1, headroom_before)
+        if not agent.holders_of(framework_id):
+            agents = self._agents_of_framework.get(framework_id)
+            if agents is not None:
+                agents.discard(agent.agent_id)
+                if not agents:
+                    del self._agents_of_framework[framework_id]
+        self._quota_loosened()
+        return released
+
+    def _account_allocation(
+        self,
+        agent: AgentState,
+        framework_id: str,
+        role: str,
+        delta: Resources,
+        sign: int,
+        headroom_before: Mapping[str, int],
+    ) -> None:
+        quantities = _milli(delta)
+        self._roles.allocate(role, quantities, sign)
+        sorter = self._framework_sorters.get(role)
+        if sorter is None:
+            sorter = self._framework_sorters[role] = FairShareSorter(self._totals)
+        sorter.allocate(framework_id, quantities, sign)
+        if sorter.is_unused():
+            del self._framework_sorters[role]
+        self._ledger.add_allocated(role, _milli(delta.unreserved().non_revocable()), sign)
+        self._add_headroom(headroom_before, -1)
+        self._add_headroom(_unreserved_free(agent), 1)
+
+    def _account_total(self, total: Resources, sign: int) -> None:
+        self._totals.add(_milli(total), sign)
+        for role, reserved in total.reservations_by_role().items():
+            self._ledger.add_reserved(role, _milli(reserved.non_revocable()), sign)
+
+    def _add_headroom(self, quantities: Mapping[str, int], sign: int) -> None:
+        for name, amount in quantities.items():
+            remaining = self._headroom_milli.get(name, 0) + sign * amount
+            if remaining:
+                self._headroom_milli[name] = remaining
+            else:
+                del self._headroom_milli[name]
+
+    def _quota_loosened(self) -> None:
+        if self._quota_held:
+            self._dirty |= self._quota_held
+            self._quota_held = set()
+
+    def _join(self, framework_id: str, role: str) -> None:
+        sorter = self._framework_sorters.get(role)
+        if sorter is None:
+            sorter = self._framework_sorters[role] = FairShareSorter(self._totals)
+        sorter.add_client(framework_id)
+        self._roles.activate(role)
+
+    def _leave(self, framework_id: str, role: str) -> None:
+        sorter = self._framework_sorters.get(role)
+        if sorter is None:
+            return
+        sorter.remove_client(framework_id)
+        if not sorter.has_clients():
+            self._roles.deactivate(role)
+        if sorter.is_unused():
+            del self._framework_sorters[role]
+
+    def _mark_dirty(self, agent_id: str) -> None:
+        self._dirty.add(agent_id)
+
+    def _dirty_agents_with_free(self) -> None:
+        for agent_id, agent in self._agents.items():
+            if agent.active and agent.offerable and not agent.free.is_empty():
+                self._dirty.add(agent_id)
+
+    def _split_by_role(
+        self, framework_id: str, agent: AgentState, resources: Resources
+    ) -> list[tuple[str, Resources]]:
+        parts = [
+            (role, part.without_allocation()) for role, part in resources.allocations().items()
+        ]
+        bare = resources.unallocated()
+        if not bare.is_empty():
+            parts.append((self._infer_role(framework_id, agent, bare), bare))
+        return parts
+
+    def _infer_role(self, framework_id: str, agent: AgentState, resources: Resources) -> str:
+        # Resources without allocation_info: the role is unambiguous for a framework with
+        # one role, or when exactly one of its allocations on the agent holds them.
+        framework = self._frameworks.get(framework_id)
+        if framework is not None and len(framework.roles) == 1:
+            return next(iter(framework.roles))
+        holding = sorted(
+            role
+            for (holder, role), held in agent.allocations.items()
+            if holder == framework_id and held.contains(resources)
+        )
+        if len(holding) == 1:
+            return holding[0]
+        raise AllocatorError(
+            f"resources for framework {framework_id} on agent {agent.agent_id} carry no "
+            "allocation_info.role and the role cannot be inferred"
+        )
+
+    def _roles_or_all(self, framework: FrameworkState, roles: Collection[str]) -> set[str]:
+        return set(framework.roles) if not roles else set(roles) & framework.roles
+
+    def _check_roles(self, roles: Iterable[str]) -> None:
+        for role in roles:
+            error = validate_role(role)
+            if error is not None:
+                raise AllocatorError(error)
+
+    def _framework(self, framework_id: str) -> FrameworkState:
+        framework = self._frameworks.get(framework_id)
+        if framework is None:
+            raise AllocatorError(f"unknown framework {framework_id}")
+        return framework
+
+    def _agent(self, agent_id: str) -> AgentState:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise AllocatorError(f"unknown agent {agent_id}")
+        return agent
