@@ -1,0 +1,54 @@
+"""`Config`: everything a Raft node is started with."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from mesoslite.raft.messages import NO_NODE
+from mesoslite.raft.storage import Storage
+
+__all__ = ["Config"]
+
+
+@dataclass(slots=True)
+class Config:
+    id: int
+    storage: Storage
+    # The only source of randomness (election timeouts); seeded in simulation.
+    rng: random.Random
+    # A follower campaigns after a random timeout in [election_ticks, 2 * election_ticks).
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    # The index the state machine has already applied (e.g. restored from a snapshot);
+    # committed entries after it are handed out again on restart.
+    applied_index: int = 0
+    # Appends carry at most this many bytes of entries (but always at least one entry).
+    max_msg_size_bytes: int = 1 << 20
+    # At most this many unacknowledged appends per follower in REPLICATE state.
+    max_inflight_msgs: int = 256
+    max_inflight_bytes: int = 0  # 0: unlimited
+    # Committed entries handed out per Ready (at least one entry); None: unlimited.
+    max_apply_batch_bytes: int | None = 64 << 20
+    # Campaign with a pre-vote first: a node cut off from the majority does not raise its
+    # term, so it cannot depose a healthy leader when it comes back.
+    pre_vote: bool = True
+    # A leader steps down after an election timeout without hearing from a majority, and
+    # followers that heard from a leader within one ignore vote requests (leader lease).
+    check_quorum: bool = True
+
+    def validate(self) -> None:
+        if self.id == NO_NODE or self.id < 0:
+            raise ValueError(f"invalid node id {self.id}")
+        if self.heartbeat_ticks <= 0:
+            raise ValueError("heartbeat_ticks must be positive")
+        if self.election_ticks <= self.heartbeat_ticks:
+            raise ValueError("election_ticks must be greater than heartbeat_ticks")
+        if self.max_inflight_msgs <= 0:
+            raise ValueError("max_inflight_msgs must be positive")
+        if self.max_msg_size_bytes <= 0:
+            raise ValueError("max_msg_size_bytes must be positive")
+        if self.max_inflight_bytes < 0:
+            raise ValueError("max_inflight_bytes must not be negative")
+        if self.applied_index < 0:
+            raise ValueError("applied_index must not be negative")
