@@ -245,6 +245,8 @@ class MesosContainerizer:
     async def _supervise(self, container: _Container) -> None:
         assert container.handle is not None
         wait_status = await container.handle.wait()
+        # Reaped: its pid may be recycled, so kill() must stop signalling it right now.
+        container.transition(ContainerState.DESTROYING)
         with anyio.CancelScope(shield=True):
             limitation = None
             if not container.destroy_requested:
@@ -275,6 +277,11 @@ class MesosContainerizer:
             container.transition(ContainerState.DESTROYING)
         container_id = container.container_id
         try:
+            handle = container.handle
+            if handle is not None and handle.try_reap() is None:
+                # A launch that failed after the fork: through the pidfd, never a
+                # recycled pid.
+                handle.send_signal(signal.SIGKILL)
             await self._launcher.destroy(container_id, container.pid)
             if container.handle is not None:
                 # Reaps a process the launch got as far as starting.

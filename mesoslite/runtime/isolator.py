@@ -42,7 +42,10 @@ class Mount:
     target: str
     source: Path | None = None
     fstype: str | None = None
+    # Filesystem data ("mode=755,size=64m"); ignored for binds.
     options: str = ""
+    # MS_* flags for a filesystem mount (MS_NOSUID...); ignored for binds.
+    flags: int = 0
     read_only: bool = False
     recursive: bool = True
 
@@ -62,6 +65,8 @@ class LaunchInfo:
     hostname: str | None = None
     # Working directory inside the container (None: the sandbox's host path).
     working_directory: str | None = None
+    # Set the no_new_privs bit before exec (setuid binaries stop elevating).
+    no_new_privileges: bool = False
 
     def merge(self, other: LaunchInfo) -> None:
         self.environment.update(other.environment)
@@ -72,6 +77,7 @@ class LaunchInfo:
         self.hostname = other.hostname if other.hostname is not None else self.hostname
         if other.working_directory is not None:
             self.working_directory = other.working_directory
+        self.no_new_privileges |= other.no_new_privileges
 
 
 @dataclass(frozen=True)

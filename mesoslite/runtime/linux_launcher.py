@@ -1,0 +1,331 @@
+"""The linux launcher: namespaces, a pivot_root into the image, cgroup tracking.
+
+How the process is made (all in the agent's process, no helper binary, no re-exec):
+
+1. On the event loop's thread, `unshare(CLONE_NEWPID)`: it only changes the namespace
+   *children* of this thread are born in. `fork()`; then `setns()` the thread back to
+   its own pid namespace. The child is PID 1 of a fresh pid namespace and still the
+   agent's direct child, so the pidfd reaping of the posix launcher applies unchanged.
+   (Re-executing Python as a container init costs tens of milliseconds, and a frozen
+   one-file binary unpacks itself first: far above crun's ~10 ms.)
+2. The child, single-threaded after fork, follows a `ChildPlan` computed in the agent
+   beforehand: join its cgroups (writes "0": it is PID 1 in its own namespace), open
+   stdout/stderr in the sandbox, unshare the remaining namespaces, make its mounts
+   slaves of the host's, build the root filesystem (proc, a minimal /dev, devpts,
+   /dev/shm, sysfs, the isolators' mounts), pivot_root, set the hostname, bring `lo`
+   up, switch user, set no_new_privs, exec.
+3. Failures before exec travel back over a CLOEXEC pipe; a closed pipe means exec.
+
+Every process of a container is tracked in a cgroup (v1: freezer, v2: the container's
+cgroup), so kill and destroy reach processes that left the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from mesoslite.runtime import linux_syscalls as sys_
+from mesoslite.runtime.cgroups.manager import CgroupManager
+from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
+from mesoslite.runtime.exits import ProcessHandle
+from mesoslite.runtime.isolator import Mount
+from mesoslite.runtime.launcher import LaunchError, LaunchRequest, UserIdentity, stdio_paths
+
+__all__ = ["ChildPlan", "LinuxLauncher", "build_child_plan", "rootfs_scaffold"]
+
+_DEVICE_NODES = (  # name, major, minor: what runc and crun create
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("tty", 5, 0),
+)
+_DEV_SYMLINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
+)
+_HIDDEN_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
+                   signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
+                   signal.SIGUSR2)
+
+
+def rootfs_scaffold(read_only_sys: bool = True) -> list[Mount]:
+    """The kernel filesystems every image root gets, before the isolators' mounts."""
+    sys_flags = sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC
+    return [
+        Mount("/proc", fstype="proc", flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
+        Mount("/dev", fstype="tmpfs", options="mode=755,size=65536k",
+              flags=sys_.MS_NOSUID | sys_.MS_STRICTATIME),
+        Mount("/dev/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=0620",
+              flags=sys_.MS_NOSUID | sys_.MS_NOEXEC),
+        Mount("/dev/shm", fstype="tmpfs", options="mode=1777,size=65536k",
+              flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
+        Mount("/sys", fstype="sysfs",
+              flags=sys_flags | (sys_.MS_RDONLY if read_only_sys else 0)),
+    ]
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """Everything the forked child does, decided in the agent (no lookups after fork)."""
+
+    executable: str
+    argv: list[str]
+    environment: dict[str, str]
+    stdout_path: Path
+    stderr_path: Path
+    cgroup_procs_files: list[Path]
+    # CLONE_NEW* flags the child unshares itself (the pid namespace is the parent's job).
+    namespaces: int
+    new_pid_namespace: bool
+    rootfs: Path | None
+    mounts: list[Mount]
+    hostname: str | None
+    working_directory: str
+    user: UserIdentity | None
+    no_new_privileges: bool
+    enter_namespaces: list[tuple[Path, int]] = field(default_factory=list)
+
+
+def build_child_plan(request: LaunchRequest) -> ChildPlan:
+    info = request.launch_info
+    namespaces = info.namespaces
+    rootfs = info.rootfs
+    mounts = list(info.mounts)
+    if rootfs is not None:
+        namespaces |= sys_.CLONE_NEWNS
+        mounts = rootfs_scaffold() + mounts
+    if mounts:
+        namespaces |= sys_.CLONE_NEWNS
+    stdout_path, stderr_path = stdio_paths(request.sandbox)
+    user = request.user
+    if user is not None and user.is_current():
+        user = None
+    return ChildPlan(
+        executable=request.command.executable,
+        argv=request.command.argv,
+        environment=request.environment,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+        cgroup_procs_files=list(info.cgroup_procs_files),
+        namespaces=namespaces & ~sys_.CLONE_NEWPID,
+        new_pid_namespace=bool(namespaces & sys_.CLONE_NEWPID),
+        rootfs=rootfs,
+        mounts=mounts,
+        hostname=info.hostname,
+        working_directory=info.working_directory or str(request.sandbox),
+        user=user,
+        no_new_privileges=info.no_new_privileges,
+    )
+
+
+# -- the child: runs between fork and exec ---------------------------------------------
+
+
+def _host_path(rootfs: Path | None, container_path: str) -> Path:
+    return Path(container_path) if rootfs is None else rootfs / container_path.lstrip("/")
+
+
+def _apply_mount(rootfs: Path | None, mount: Mount) -> None:
+    target = _host_path(rootfs, mount.target)
+    if mount.source is None:
+        target.mkdir(parents=True, exist_ok=True)
+        sys_.mount(mount.fstype, target, mount.fstype, mount.flags, mount.options or None)
+        return
+    if mount.source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    elif not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+    bind_flags = sys_.MS_BIND | (sys_.MS_REC if mount.recursive else 0)
+    sys_.mount(mount.source, target, None, bind_flags)
+    if mount.read_only:
+        sys_.mount(None, target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY)
+
+
+def _populate_dev(rootfs: Path) -> None:
+    dev = rootfs / "dev"
+    for name, major, minor in _DEVICE_NODES:
+        node = dev / name
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(node, 0o666)
+    for name, target in _DEV_SYMLINKS:
+        link = dev / name
+        if not link.exists() and not link.is_symlink():
+            os.symlink(target, link)
+
+
+def _child_setup(plan: ChildPlan) -> None:
+    os.setsid()
+    for number in _HIDDEN_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for procs_file in plan.cgroup_procs_files:
+        # "0" is the writer itself: our pid here would be 1 (of our own namespace).
+        procs_file.write_text("0")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
+                               (1, plan.stdout_path, flags), (2, plan.stderr_path, flags)):
+        fd = os.open(path, mode, 0o644)
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
+    for ns_path, nstype in plan.enter_namespaces:
+        fd = os.open(ns_path, os.O_RDONLY)
+        sys_.setns(fd, nstype)
+        os.close(fd)
+    if plan.namespaces:
+        sys_.unshare(plan.namespaces)
+    if plan.namespaces & sys_.CLONE_NEWNS:
+        # Our mounts must not reach the host; the host's may still reach us.
+        sys_.mount(None, "/", None, sys_.MS_REC | sys_.MS_SLAVE)
+    rootfs = plan.rootfs
+    if rootfs is not None:
+        sys_.mount(rootfs, rootfs, None, sys_.MS_BIND | sys_.MS_REC)
+    for mount in plan.mounts:
+        _apply_mount(rootfs, mount)
+        if rootfs is not None and mount.target == "/dev" and mount.source is None:
+            _populate_dev(rootfs)
+    if rootfs is not None:
+        # pivot_root(".", ".") stacks the old root on the new one; detach it at once.
+        os.chdir(rootfs)
+        sys_.pivot_root(".", ".")
+        sys_.umount2(".", sys_.MNT_DETACH)
+        os.chdir("/")
+    if plan.hostname is not None and plan.namespaces & sys_.CLONE_NEWUTS:
+        socket.sethostname(plan.hostname)
+    if plan.namespaces & sys_.CLONE_NEWNET:
+        sys_.bring_loopback_up()
+    os.chdir(plan.working_directory)
+    if plan.user is not None:
+        os.setgroups(list(plan.user.groups))
+        os.setgid(plan.user.gid)
+        os.setuid(plan.user.uid)
+    if plan.no_new_privileges:
+        sys_.set_no_new_privileges()
+
+
+def _child_main(plan: ChildPlan, error_pipe: int) -> None:
+    """Never returns: exec, or report and _exit."""
+    try:
+        _child_setup(plan)
+        os.closerange(3, error_pipe)
+        os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
+        os.execve(plan.executable, plan.argv, plan.environment)
+    except BaseException as error:  # everything must end in _exit here
+        with contextlib.suppress(BaseException):
+            os.write(error_pipe, f"{type(error).__name__}: {error}".encode()[:4000])
+    finally:
+        os._exit(127)
+
+
+# -- the agent's side ---------------------------------------------------------------------
+
+
+class LinuxLauncher:
+    """Containers in namespaces, tracked in a cgroup; needs root."""
+
+    def __init__(
+        self,
+        cgroups: CgroupManager | None,
+        cgroups_root_name: str = DEFAULT_CGROUPS_ROOT_NAME,
+    ) -> None:
+        self._cgroups = cgroups
+        self._root_name = cgroups_root_name
+        self._tracking = self._tracking_controller()
+        # Where this thread's future children go back to after each launch.
+        self._own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self._own_pid_namespace)
+
+    def _tracking_controller(self) -> str | None:
+        if self._cgroups is None:
+            return None
+        for controller in ("freezer", "pids", "memory", "cpu"):
+            if self._cgroups.available(controller):
+                return controller
+        return None
+
+    def _cgroup(self, container_id: str) -> str:
+        return container_cgroup(container_id, self._root_name)
+
+    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+        if os.geteuid() != 0:
+            raise LaunchError("the linux launcher needs root")
+        plan = build_child_plan(request)
+        if self._cgroups is not None and self._tracking is not None:
+            cgroups, controller = self._cgroups, self._tracking
+            cgroup = self._cgroup(request.container_id)
+            await anyio.to_thread.run_sync(cgroups.create, cgroup, [controller])
+            tracking_files = cgroups.procs_files(cgroup, [controller])
+            extra = [f for f in tracking_files if f not in plan.cgroup_procs_files]
+            plan = _with_procs_files(plan, plan.cgroup_procs_files + extra)
+        return await self._fork(plan)
+
+    async def _fork(self, plan: ChildPlan) -> ProcessHandle:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            if plan.new_pid_namespace:
+                sys_.unshare(sys_.CLONE_NEWPID)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    os.close(read_end)
+                    _child_main(plan, write_end)
+            finally:
+                # Only the parent gets here (the child never returns from _child_main).
+                if plan.new_pid_namespace:
+                    sys_.setns(self._own_pid_namespace, sys_.CLONE_NEWPID)
+            os.close(write_end)
+            write_end = -1
+            handle = ProcessHandle(pid)
+            await anyio.wait_readable(read_end)
+            report = os.read(read_end, 4096)
+        finally:
+            os.close(read_end)
+            if write_end >= 0:
+                os.close(write_end)
+        if report:
+            await handle.wait()
+            handle.close()
+            raise LaunchError(report.decode(errors="replace"))
+        return handle
+
+    def release(self, container_id: str) -> None:
+        # The child joins its cgroups itself before exec: nothing to hold.
+        return None
+
+    def kill(self, container_id: str, pid: int, signal_number: int) -> None:
+        targets = {pid}
+        if self._cgroups is not None and self._tracking is not None:
+            targets.update(self._cgroups.pids(self._cgroup(container_id), self._tracking))
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal_number)
+
+    async def destroy(self, container_id: str, pid: int | None) -> None:
+        # `pid` may be reaped (and recycled) by now: only the cgroup is trusted here. The
+        # containerizer SIGKILLs the main process itself while it is still unreaped, and
+        # as PID 1 of its namespace that takes every process of the namespace along.
+        if self._cgroups is None or self._tracking is None:
+            return
+        cgroups, controller = self._cgroups, self._tracking
+        cgroup = self._cgroup(container_id)
+
+        def kill_and_remove() -> None:
+            cgroups.kill_all(cgroup)
+            cgroups.remove(cgroup, [controller])
+
+        await anyio.to_thread.run_sync(kill_and_remove)
+
+
+def _with_procs_files(plan: ChildPlan, files: list[Path]) -> ChildPlan:
+    from dataclasses import replace
+
+    return replace(plan, cgroup_procs_files=files)
