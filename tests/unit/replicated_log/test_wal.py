@@ -1,0 +1,300 @@
+"""The WAL: round trip, Raft's overwrite rule, torn tails, corruption, rotation, release."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
+from mesoslite.replicated_log.framing import encode_record
+from mesoslite.replicated_log.log_types import Entry, EntryKind, HardState, SnapshotMetadata
+from mesoslite.replicated_log.records import RecordType, encode_entry_payload
+from mesoslite.replicated_log.segment import list_segments
+from mesoslite.replicated_log.wal import Wal, WalWrite
+
+
+def entries(first: int, last: int, term: int = 1, size: int = 16) -> list[Entry]:
+    return [
+        Entry(index, term, EntryKind.NORMAL, f"{index}:{term}".encode().ljust(size, b"."))
+        for index in range(first, last + 1)
+    ]
+
+
+def reopen(
+    directory: Path, base_index: int = 0, **kwargs: int
+) -> tuple[Wal, list[Entry], HardState]:
+    wal, recovered = Wal.open(directory, base_index=base_index, **kwargs)
+    return wal, recovered.entries, recovered.hard_state
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    wal, found, hard_state = reopen(tmp_path)
+    assert found == [] and hard_state == HardState()
+    conf = Entry(4, 2, EntryKind.CONF_CHANGE, b"add node 2")
+    wal.save([WalWrite(entries(1, 3), HardState(1, 1, 0))])
+    wal.save([WalWrite([conf], HardState(2, 1, 3)), WalWrite(hard_state=HardState(2, 1, 4))])
+    wal.close()
+
+    wal, found, hard_state = reopen(tmp_path)
+    wal.close()
+    assert found == [*entries(1, 3), conf]
+    assert hard_state == HardState(2, 1, 4)
+
+
+def test_an_entry_replaces_the_entries_from_its_index_on(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 10, term=1))])
+    wal.save([WalWrite(entries(6, 8, term=2))])
+    wal.close()
+
+    wal, found, _ = reopen(tmp_path)
+    wal.close()
+    assert found == entries(1, 5, term=1) + entries(6, 8, term=2)
+
+
+def test_reopened_log_keeps_appending(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 2))])
+    wal.close()
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(3, 4))])
+    wal.close()
+    wal, found, _ = reopen(tmp_path)
+    wal.close()
+    assert found == entries(1, 4)
+
+
+def _single_segment(directory: Path) -> Path:
+    (segment,) = list_segments(directory)
+    return segment.path
+
+
+def test_every_cut_through_the_last_record_recovers_the_longest_valid_prefix(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "source"
+    wal, _, _ = reopen(source)
+    wal.save([WalWrite(entries(1, 3), HardState(1, 1, 2))])
+    wal.close()
+    path = _single_segment(source)
+    prefix_bytes = path.stat().st_size
+    wal, _, _ = reopen(source)
+    last_write = entries(4, 4, size=40)
+    wal.save([WalWrite(last_write, HardState(1, 1, 3))])
+    wal.close()
+    full = path.read_bytes()
+    entry_record_bytes = len(encode_record(RecordType.ENTRY, encode_entry_payload(last_write[0])))
+
+    copy = tmp_path / "copy"
+    for cut in range(prefix_bytes, len(full)):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy)
+        with open(copy / path.name, "r+b") as handle:
+            handle.truncate(cut)
+        wal, recovered = Wal.open(copy)
+        # The last write was two records: entry 4, then hard state (1, 1, 3), which
+        # every cut damages. Entry 4 survives exactly when the cut left it whole.
+        entry_whole = cut >= prefix_bytes + entry_record_bytes
+        survivors = entries(1, 3) + (last_write if entry_whole else [])
+        assert recovered.entries == survivors, cut
+        assert recovered.hard_state == HardState(1, 1, 2), cut
+        at_boundary = cut in (prefix_bytes, prefix_bytes + entry_record_bytes)
+        assert (recovered.torn_tail is None) == at_boundary, cut
+        # The repaired log takes new writes and reads back whole.
+        wal.save([WalWrite(entries(len(survivors) + 1, 6), HardState(1, 1, 5))])
+        wal.close()
+        wal, again = Wal.open(copy)
+        wal.close()
+        assert again.entries == survivors + entries(len(survivors) + 1, 6), cut
+        assert again.hard_state == HardState(1, 1, 5), cut
+        assert again.torn_tail is None
+
+
+def test_a_damaged_last_record_is_a_torn_tail(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 3))])
+    wal.close()
+    path = _single_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the last byte of entry 3's data
+    path.write_bytes(bytes(data))
+
+    wal, recovered = Wal.open(tmp_path)
+    wal.close()
+    assert recovered.entries == entries(1, 2)
+    assert recovered.torn_tail is not None and "checksum" in recovered.torn_tail
+
+
+def test_a_zero_filled_tail_is_dropped(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 3))])
+    wal.close()
+    path = _single_segment(tmp_path)
+    size = path.stat().st_size
+    with open(path, "ab") as handle:
+        handle.write(bytes(4096))
+
+    wal, recovered = Wal.open(tmp_path)
+    wal.close()
+    assert recovered.entries == entries(1, 3)
+    assert path.stat().st_size == size
+
+
+def test_an_unsynced_batch_with_a_zeroed_sector_is_a_torn_tail(tmp_path: Path) -> None:
+    # File systems may persist a later page of an unsynced write before an earlier one.
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 2))])
+    wal.close()
+    path = _single_segment(tmp_path)
+    synced_bytes = path.stat().st_size
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(3, 40, size=100))])
+    wal.close()
+    data = bytearray(path.read_bytes())
+    sector = (synced_bytes // 512 + 1) * 512
+    data[sector : sector + 512] = bytes(512)
+    path.write_bytes(bytes(data))
+
+    wal, recovered = Wal.open(tmp_path)
+    wal.close()
+    written = entries(1, 2) + entries(3, 40, size=100)
+    assert 2 <= len(recovered.entries) < 40
+    assert recovered.entries == written[: len(recovered.entries)]
+
+
+def test_corruption_in_the_middle_is_refused(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 10))])
+    wal.close()
+    path = _single_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    position = data.index(b"5:1")
+    data[position] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(CorruptionError) as raised:
+        Wal.open(tmp_path)
+    assert raised.value.path == path
+    assert "checksum" in str(raised.value)
+    assert path.read_bytes() == bytes(data), "a refused log is left as it was"
+
+
+def test_damage_in_a_sealed_segment_is_refused_even_at_its_end(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=256)
+    for index in range(1, 20):
+        wal.save([WalWrite(entries(index, index))])
+    wal.close()
+    first = list_segments(tmp_path)[0].path
+    with open(first, "r+b") as handle:
+        handle.truncate(first.stat().st_size - 1)
+
+    with pytest.raises(CorruptionError):
+        Wal.open(tmp_path)
+
+
+def test_a_missing_segment_is_refused(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=256)
+    for index in range(1, 30):
+        wal.save([WalWrite(entries(index, index))])
+    wal.close()
+    segments = list_segments(tmp_path)
+    assert len(segments) >= 3
+    segments[1].path.unlink()
+
+    with pytest.raises(CorruptionError, match="missing"):
+        Wal.open(tmp_path)
+
+
+def test_rotation_and_release(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=512)
+    for index in range(1, 101):
+        wal.save([WalWrite(entries(index, index), HardState(1, 1, index - 1))])
+    segments_before = len(wal.segment_paths)
+    assert segments_before > 5
+
+    removed = wal.release_through(50)
+    assert removed > 0
+    assert len(wal.segment_paths) == segments_before - removed
+    wal.close()
+    remaining = list_segments(tmp_path)
+    assert len(remaining) == segments_before - removed
+    # Every removed segment held only entries at or below 50: the first kept one starts
+    # at or below 51.
+    assert remaining[0].first_index <= 51
+
+    wal, recovered = Wal.open(tmp_path, base_index=50, segment_size_bytes=512)
+    wal.close()
+    assert recovered.entries == entries(51, 100)
+    assert recovered.hard_state == HardState(1, 1, 99)
+
+
+def test_release_keeps_the_hard_state_of_a_quiet_log(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=256)
+    for index in range(1, 20):
+        wal.save([WalWrite(entries(index, index), HardState(3, 2, index))])
+    wal.release_through(19)
+    wal.close()
+
+    wal, recovered = Wal.open(tmp_path, base_index=19)
+    wal.close()
+    assert recovered.entries == []
+    assert recovered.hard_state == HardState(3, 2, 19)
+
+
+def test_a_segment_whose_creation_crashed_is_removed(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 3))])
+    wal.close()
+    (segment,) = list_segments(tmp_path)
+    crashed = tmp_path / f"{segment.seq + 1:016x}-{4:016x}.wal"
+    crashed.write_bytes(b"\x00\x00")
+
+    wal, recovered = Wal.open(tmp_path)
+    wal.save([WalWrite(entries(4, 4))])
+    wal.close()
+    assert recovered.entries == entries(1, 3)
+    wal, recovered = Wal.open(tmp_path)
+    wal.close()
+    assert recovered.entries == entries(1, 4)
+
+
+def test_a_snapshot_reset_drops_the_log(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 10, term=1))])
+    reset = SnapshotMetadata(20, 3)
+    wal.save([WalWrite(entries(21, 22, term=3), HardState(3, 0, 20), snapshot_reset=reset)])
+    wal.close()
+
+    wal, recovered = Wal.open(tmp_path, base_index=20)
+    wal.close()
+    assert recovered.entries == entries(21, 22, term=3)
+    assert recovered.hard_state == HardState(3, 0, 20)
+
+
+def test_a_reset_past_the_newest_snapshot_is_refused(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(snapshot_reset=SnapshotMetadata(20, 3))])
+    wal.close()
+    with pytest.raises(CorruptionError, match="newest snapshot"):
+        Wal.open(tmp_path, base_index=0)
+
+
+def test_a_failed_sync_fails_every_later_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 1))])
+
+    def broken_sync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken_sync)
+    with pytest.raises(WalFailedError):
+        wal.save([WalWrite(entries(2, 2))])
+    monkeypatch.undo()
+    with pytest.raises(WalFailedError):
+        wal.save([WalWrite(entries(2, 2))])
+    wal.close()
