@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = [
-    "CompactedError",
-    "CorruptionError",
-    "ReplicatedLogError",
-    "UnavailableError",
-    "WalFailedError",
-]
+__all__ = ["CorruptionError", "ReplicatedLogError", "WalFailedError"]
 
 
 class ReplicatedLogError(Exception):
@@ -40,11 +34,3 @@ class WalFailedError(ReplicatedLogError):
     """An earlier write or fsync failed. After a failed fsync the kernel may have dropped
     the dirty pages, so retrying could report durability that is not there: the log
     refuses every later write and the process should restart and recover from disk."""
-
-
-class CompactedError(ReplicatedLogError):
-    """The requested index has been compacted into a snapshot."""
-
-
-class UnavailableError(ReplicatedLogError):
-    """The requested index is not in the log yet."""

@@ -3,10 +3,11 @@
 All integers are little-endian and fixed width: decoding is one `struct` call per record.
 
     SEGMENT_HEADER  format:u32 seq:u64 first_index:u64      first record of every segment
-    ENTRY           index:u64 term:u64 kind:u8 data          an entry (overwrites from index)
+    ENTRY           index:u64 term:u64 type:u8 data          an entry (overwrites from index)
     HARD_STATE      term:u64 vote:u64 commit:u64             latest one wins
     SNAPSHOT_RESET  index:u64 term:u64                       log restarts after this position
-    SNAPSHOT        index:u64 term:u64 conf_state data       a snapshot file's only record
+    SNAPSHOT        index:u64 term:u64 voters learners data  a snapshot file's only record
+                    (each id list: count:u32 then ids:u64)
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesoslite.replicated_log.errors import CorruptionError
-from mesoslite.replicated_log.log_types import (
+from mesoslite.raft.messages import (
     ConfState,
     Entry,
-    EntryKind,
+    EntryType,
     HardState,
     Snapshot,
     SnapshotMetadata,
 )
+from mesoslite.replicated_log.errors import CorruptionError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -58,8 +59,7 @@ _ENTRY_PREFIX = struct.Struct("<QQB")
 _HARD_STATE = struct.Struct("<QQQ")
 _POSITION = struct.Struct("<QQ")
 _COUNT = struct.Struct("<I")
-_AUTO_LEAVE = struct.Struct("<B")
-_ENTRY_KINDS = {kind.value: kind for kind in EntryKind}
+_ENTRY_TYPES = {entry_type.value: entry_type for entry_type in EntryType}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +83,17 @@ def decode_segment_header(payload: memoryview, path: Path, offset: int) -> Segme
 
 
 def encode_entry_payload(entry: Entry) -> bytes:
-    return _ENTRY_PREFIX.pack(entry.index, entry.term, entry.kind) + entry.data
+    return _ENTRY_PREFIX.pack(entry.index, entry.term, entry.type) + entry.data
 
 
 def decode_entry(payload: memoryview, path: Path, offset: int) -> Entry:
     if len(payload) < _ENTRY_PREFIX.size:
         raise CorruptionError(path, offset, "entry record too short")
-    index, term, kind = _ENTRY_PREFIX.unpack_from(payload)
-    entry_kind = _ENTRY_KINDS.get(kind)
-    if entry_kind is None:
-        raise CorruptionError(path, offset, f"unknown entry kind {kind}")
-    return Entry(index, term, entry_kind, bytes(payload[_ENTRY_PREFIX.size :]))
+    index, term, type_value = _ENTRY_PREFIX.unpack_from(payload)
+    entry_type = _ENTRY_TYPES.get(type_value)
+    if entry_type is None:
+        raise CorruptionError(path, offset, f"unknown entry type {type_value}")
+    return Entry(term, index, bytes(payload[_ENTRY_PREFIX.size :]), entry_type)
 
 
 def encode_hard_state_payload(hard_state: HardState) -> bytes:
@@ -119,10 +119,9 @@ def encode_snapshot_payload(snapshot: Snapshot) -> bytes:
     metadata = snapshot.metadata
     conf = metadata.conf_state
     parts = [_POSITION.pack(metadata.index, metadata.term)]
-    for ids in (conf.voters, conf.learners, conf.voters_outgoing, conf.learners_next):
+    for ids in (conf.voters, conf.learners):
         parts.append(_COUNT.pack(len(ids)))
         parts.append(struct.pack(f"<{len(ids)}Q", *ids))
-    parts.append(_AUTO_LEAVE.pack(conf.auto_leave))
     parts.append(snapshot.data)
     return b"".join(parts)
 
@@ -132,17 +131,15 @@ def decode_snapshot(payload: memoryview, path: Path) -> Snapshot:
         index, term = _POSITION.unpack_from(payload)
         offset = _POSITION.size
         id_lists: list[tuple[int, ...]] = []
-        for _ in range(4):
+        for _ in range(2):
             (count,) = _COUNT.unpack_from(payload, offset)
             offset += _COUNT.size
             id_lists.append(struct.unpack_from(f"<{count}Q", payload, offset))
             offset += 8 * count
-        (auto_leave,) = _AUTO_LEAVE.unpack_from(payload, offset)
-        offset += _AUTO_LEAVE.size
     except struct.error as error:
         raise CorruptionError(path, 0, f"snapshot metadata: {error}") from error
-    voters, learners, voters_outgoing, learners_next = id_lists
-    conf = ConfState(voters, learners, voters_outgoing, learners_next, bool(auto_leave))
+    voters, learners = id_lists
+    conf = ConfState(voters, learners)
     return Snapshot(SnapshotMetadata(index, term, conf), bytes(payload[offset:]))
 
 

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesoslite.raft.messages import Entry, HardState, SnapshotMetadata
 from mesoslite.replicated_log.durable_files import fsync_directory
 from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
 from mesoslite.replicated_log.framing import encode_record
-from mesoslite.replicated_log.log_types import Entry, HardState, SnapshotMetadata
 from mesoslite.replicated_log.records import (
     RecordType,
     decode_entry,
@@ -161,9 +161,10 @@ class Wal:
     def segment_paths(self) -> list[Path]:
         return [segment.path for segment in self._sealed] + [self._active.path]
 
-    def save(self, writes: Sequence[WalWrite]) -> None:
+    def save(self, writes: Sequence[WalWrite], *, sync: bool = True) -> None:
         """Append `writes` in order and fdatasync once; returns when they are durable.
-        After any failure every later call raises `WalFailedError`."""
+        `sync=False` leaves them in the page cache (a commit index alone may be lost and
+        recomputed). After any failure every later call raises `WalFailedError`."""
         if self._failed:
             raise WalFailedError("an earlier WAL write failed")
         parts: list[bytes] = []
@@ -188,7 +189,8 @@ class Wal:
             return
         try:
             self._active.write(b"".join(parts))
-            self._active.sync()
+            if sync:
+                self._active.sync()
         except BaseException as error:
             self._failed = True
             raise WalFailedError(f"{self._active.path}: {error}") from error
@@ -236,7 +238,7 @@ class Wal:
 
 def _hard_state_preamble(hard_state: HardState) -> bytes:
     """The record that opens a segment with the hard state of its moment."""
-    if hard_state.is_empty:
+    if hard_state == HardState():
         return b""
     return encode_record(RecordType.HARD_STATE, encode_hard_state_payload(hard_state))
 

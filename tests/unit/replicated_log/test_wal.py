@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mesoslite.raft.messages import Entry, EntryType, HardState, SnapshotMetadata
 from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
 from mesoslite.replicated_log.framing import encode_record
-from mesoslite.replicated_log.log_types import Entry, EntryKind, HardState, SnapshotMetadata
 from mesoslite.replicated_log.records import RecordType, encode_entry_payload
 from mesoslite.replicated_log.segment import list_segments
 from mesoslite.replicated_log.wal import Wal, WalWrite
@@ -18,7 +18,7 @@ from mesoslite.replicated_log.wal import Wal, WalWrite
 
 def entries(first: int, last: int, term: int = 1, size: int = 16) -> list[Entry]:
     return [
-        Entry(index, term, EntryKind.NORMAL, f"{index}:{term}".encode().ljust(size, b"."))
+        Entry(term, index, f"{index}:{term}".encode().ljust(size, b"."))
         for index in range(first, last + 1)
     ]
 
@@ -33,7 +33,7 @@ def reopen(
 def test_round_trip(tmp_path: Path) -> None:
     wal, found, hard_state = reopen(tmp_path)
     assert found == [] and hard_state == HardState()
-    conf = Entry(4, 2, EntryKind.CONF_CHANGE, b"add node 2")
+    conf = Entry(term=2, index=4, data=b"add node 2", type=EntryType.CONF_CHANGE)
     wal.save([WalWrite(entries(1, 3), HardState(1, 1, 0))])
     wal.save([WalWrite([conf], HardState(2, 1, 3)), WalWrite(hard_state=HardState(2, 1, 4))])
     wal.close()
