@@ -342,6 +342,11 @@ class Allocator:
             for (framework_id, agent_id, role), chunk in offers.items()
         ]
 
+    def examine_all_agents(self) -> None:
+        """Make the next pass look at every agent that has free resources (a full pass,
+        as Mesos makes on every allocation interval). Never needed for correctness."""
+        self._dirty_agents_with_free()
+
     def next_wakeup(self, now: float) -> float | None:
         """When `allocate` next has something to do: `now` if agents are dirty, else the
         earliest refusal filter expiry, else None."""
