@@ -238,11 +238,12 @@ class RaftCore:
         own = self.tracker.progress[self.id]
         own.become_replicate()
         own.recent_active = True
-        # Conf changes appended by earlier leaders may be uncommitted: allow none until
-        # this leader has applied its whole log, including the entry below.
-        self.pending_conf_index = self.log.last_index()
         # An entry of our own term lets us commit everything before it (Raft §5.4.2).
         self._append_entries([Entry(self.term, self.log.last_index() + 1)])
+        # Conf changes appended by earlier leaders may be uncommitted: allow none until
+        # this leader has applied its whole log, including its own entry (the fix to the
+        # single-server change bug in Ongaro's dissertation errata).
+        self.pending_conf_index = self.log.last_index()
 
     # -- time ------------------------------------------------------------------------------
 
