@@ -52,7 +52,8 @@ from mesoslite.runtime.launcher import (
     PosixLauncher,
     UserIdentity,
 )
-from mesoslite.runtime.provisioning import Provisioner
+from mesoslite.runtime.provisioner.image_command import apply_image_config
+from mesoslite.runtime.provisioning import ImageProvisioner
 
 __all__ = ["MesosContainerizer"]
 
@@ -96,7 +97,7 @@ class MesosContainerizer:
         *,
         launcher: Launcher | None = None,
         isolators: Iterable[Isolator] | None = None,
-        provisioner: Provisioner | None = None,
+        provisioner: ImageProvisioner | None = None,
         fetcher: Fetcher | None = None,
         terminations_kept: int = 4096,
     ) -> None:
@@ -192,13 +193,26 @@ class MesosContainerizer:
         config = container.config
         container_id = container.container_id
         container_info = config.container_info
+        image_working_directory: str | None = None
         if container_info is not None and container_info.mesos.HasField("image"):
             if self._provisioner is None:
                 raise LaunchError("the container has an image but no provisioner is set up")
-            rootfs = await self._provisioner.provision(container_id, container_info.mesos.image)
+            provisioned = await self._provisioner.provision(
+                container_id, container_info.mesos.image
+            )
             container.provisioned = True
-            config = dataclasses.replace(config, rootfs=rootfs)
+            # The image's Entrypoint/Cmd/Env/User fill what the task leaves out; the
+            # agent's environment wins over the image's.
+            image_launch = apply_image_config(config.command, provisioned.config)
+            config = dataclasses.replace(
+                config,
+                rootfs=provisioned.rootfs,
+                command=image_launch.command,
+                environment={**image_launch.environment, **config.environment},
+                user=config.user or image_launch.user,
+            )
             container.config = config
+            image_working_directory = image_launch.working_dir
 
         container.transition(ContainerState.PREPARING)
         launch_info = LaunchInfo()
@@ -207,6 +221,8 @@ class MesosContainerizer:
             contribution = await isolator.prepare(container_id, config)
             if contribution is not None:
                 launch_info.merge(contribution)
+        if image_working_directory:
+            launch_info.working_directory = image_working_directory
 
         container.transition(ContainerState.FETCHING)
         if config.command.uris:

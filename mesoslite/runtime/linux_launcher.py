@@ -92,7 +92,8 @@ class ChildPlan:
     enter_namespaces: list[tuple[Path, int]] = field(default_factory=list)
 
 
-def build_child_plan(request: LaunchRequest) -> ChildPlan:
+def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> ChildPlan:
+    """`no_new_privileges`: set the bit for every container, whatever the isolators say."""
     info = request.launch_info
     namespaces = info.namespaces
     rootfs = info.rootfs
@@ -120,7 +121,7 @@ def build_child_plan(request: LaunchRequest) -> ChildPlan:
         hostname=info.hostname,
         working_directory=info.working_directory or str(request.sandbox),
         user=user,
-        no_new_privileges=info.no_new_privileges,
+        no_new_privileges=no_new_privileges or info.no_new_privileges,
     )
 
 
@@ -234,8 +235,10 @@ class LinuxLauncher:
         self,
         cgroups: CgroupManager | None,
         cgroups_root_name: str = DEFAULT_CGROUPS_ROOT_NAME,
+        no_new_privileges: bool = True,
     ) -> None:
         self._cgroups = cgroups
+        self._no_new_privileges = no_new_privileges
         self._root_name = cgroups_root_name
         self._tracking = self._tracking_controller()
         # Where this thread's future children go back to after each launch.
@@ -258,7 +261,7 @@ class LinuxLauncher:
     async def launch(self, request: LaunchRequest) -> ProcessHandle:
         if os.geteuid() != 0:
             raise LaunchError("the linux launcher needs root")
-        plan = build_child_plan(request)
+        plan = build_child_plan(request, self._no_new_privileges)
         if self._cgroups is not None and self._tracking is not None:
             cgroups, controller = self._cgroups, self._tracking
             cgroup = self._cgroup(request.container_id)
