@@ -23,7 +23,7 @@ from mesoslite.runtime.provisioner.progress import LayerPhase, LayerProgress, Pr
 from mesoslite.runtime.provisioner.reference import ImageReference
 from mesoslite.runtime.provisioner.registry_client import RegistryClient
 
-__all__ = ["pull_image"]
+__all__ = ["first_error", "pull_image"]
 
 
 async def pull_image(
@@ -46,11 +46,14 @@ async def pull_image(
         config_blob = ImageConfigBlob.parse(config_data)
         layers = _layer_records(manifest, config_blob)
         limiter = anyio.CapacityLimiter(max(1, client.options.max_concurrent_downloads))
-        async with anyio.create_task_group() as task_group:
-            for layer in layers:
-                task_group.start_soon(
-                    _fetch_layer, store, client, reference, layer, limiter, progress
-                )
+        try:
+            async with anyio.create_task_group() as task_group:
+                for layer in layers:
+                    task_group.start_soon(
+                        _fetch_layer, store, client, reference, layer, limiter, progress
+                    )
+        except BaseExceptionGroup as group:
+            raise first_error(group) from group
         record = ImageRecord(
             name=str(reference),
             source=ImageSource.REGISTRY,
@@ -63,6 +66,18 @@ async def pull_image(
         )
         await store.save_record(record)
         return record
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report for a failed layer task group: its first plain exception (the
+    others are usually the same failure seen by sibling layers), or the group itself when
+    it holds cancellation or other base exceptions."""
+    if group.subgroup(lambda error: not isinstance(error, Exception)) is not None:
+        return group
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 async def _resolve_manifest(
@@ -136,7 +151,8 @@ async def _fetch_layer(
                 _unpack_file, blob_path, staging, store, layer.diff_id, report
             )
         finally:
-            await anyio.to_thread.run_sync(_unlink_quietly, blob_path)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_unlink_quietly, blob_path)
 
     async with limiter:
         added = await store.add_layer(layer.diff_id, produce)

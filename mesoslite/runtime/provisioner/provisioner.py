@@ -172,10 +172,10 @@ class Provisioner:
     ) -> ProvisionInfo:
         """Make the root filesystem of `image` for a new container. Image.cached (the
         default) uses the local copy when there is one; cached=false asks the registry."""
+        container_dir = self._container_dir(container_id)
         record = await self._image_for(image, progress)
         store = await self.store()
         backend = await self.backend()
-        container_dir = self._container_dir(container_id)
         if await anyio.to_thread.run_sync(container_dir.exists):
             raise ProvisionerError(f"container {container_id} already has a root filesystem")
         try:

@@ -181,7 +181,7 @@ class RegistryClient:
                 await self._download_once(reference, digest, size_bytes, destination, on_progress)
                 return
             except (httpx.TransportError, RegistryError) as error:
-                await anyio.to_thread.run_sync(_remove_quietly, destination)
+                await _remove_shielded(destination)
                 retryable = isinstance(error, httpx.TransportError) or (
                     isinstance(error, RegistryError)
                     and (error.status_code is None or error.status_code >= 500)
@@ -191,7 +191,7 @@ class RegistryClient:
                         raise RegistryError(f"downloading {digest}: {error}") from error
                     raise
             except BaseException:
-                await anyio.to_thread.run_sync(_remove_quietly, destination)
+                await _remove_shielded(destination)
                 raise
 
     async def _download_once(
@@ -224,7 +224,8 @@ class RegistryClient:
                 if batch:
                     await anyio.to_thread.run_sync(_write_and_hash, target, verifier, bytes(batch))
         finally:
-            await anyio.to_thread.run_sync(target.close)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(target.close)
         if on_progress is not None:
             on_progress(verifier.size_bytes)
         verifier.verify()
@@ -409,3 +410,9 @@ def _write_and_hash(target: IO[bytes], verifier: DigestVerifier, data: bytes) ->
 
 def _remove_quietly(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+async def _remove_shielded(path: Path) -> None:
+    # Shielded: the cleanup must run even when the download was cancelled.
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_remove_quietly, path)
