@@ -62,7 +62,8 @@ def _v1_hierarchies(root: Path) -> dict[str, Path]:
     for entry in entries:
         if entry.name == "unified" or entry.name.startswith("name="):
             continue
-        directory = Path(entry.path)
+        # "cpu" -> "cpu,cpuacct" symlinks: one canonical directory per hierarchy.
+        directory = Path(os.path.realpath(entry.path))
         if not (directory / "cgroup.procs").exists() or (directory / "cgroup.controllers").exists():
             continue
         # "cpu,cpuacct" mounts are reached through their "cpu" and "cpuacct" symlinks too.
