@@ -25,12 +25,13 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_file_atomically(path: Path, data: bytes) -> None:
+def write_file_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Write, fsync, rename over `path`, fsync the directory: after a crash `path` holds
-    either its old content or all of `data`, never a mix."""
+    either its old content or all of `data`, never a mix. Owner-only unless `mode` says."""
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
+        os.fchmod(fd, mode)  # also when a crash left the temporary file behind
         write_all(fd, data)
         os.fsync(fd)
     finally:
