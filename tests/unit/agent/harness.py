@@ -9,6 +9,7 @@ out, failure or not.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import math
 import socket
 import sys
@@ -160,7 +161,9 @@ def framework_info(
     capabilities: tuple[int, ...] = (),
     framework_id: str = FRAMEWORK_ID,
 ) -> mesos_pb2.FrameworkInfo:
-    info = mesos_pb2.FrameworkInfo(user="nobody", name="test-framework", checkpoint=checkpoint)
+    info = mesos_pb2.FrameworkInfo(
+        user=getpass.getuser(), name="test-framework", checkpoint=checkpoint
+    )
     info.id.value = framework_id
     for capability in capabilities:
         info.capabilities.add(type=capability)  # type: ignore[arg-type]
