@@ -1,0 +1,36 @@
+"""Role weights (`UPDATE_WEIGHTS`, `PUT /weights`): validated, then handed to the
+allocator. Weights are not persisted yet: a restarted master starts from its config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from mesoslite.proto import mesos_pb2
+from mesoslite.resources import validate_role
+from mesoslite.wire.http import HttpError
+
+if TYPE_CHECKING:
+    from mesoslite.master.master import Master
+
+__all__ = ["update_weights"]
+
+
+def update_weights(master: Master, weight_infos: Iterable[mesos_pb2.WeightInfo]) -> None:
+    """All or nothing; raises HttpError 400 naming the first invalid entry."""
+    weights: dict[str, float] = {}
+    for info in weight_infos:
+        error = validate_role(info.role)
+        if error is not None:
+            raise HttpError(400, f"Failed to validate weights: Invalid role '{info.role}': {error}")
+        if not math.isfinite(info.weight) or info.weight <= 0:
+            raise HttpError(
+                400,
+                f"Failed to validate weights: Invalid weight '{info.weight:g}' for role"
+                f" '{info.role}': weights must be positive",
+            )
+        weights[info.role] = info.weight
+    master.allocator.update_weights(weights)
+    master.weights.update(weights)
+    master.offers.request_allocation()
