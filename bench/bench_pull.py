@@ -36,7 +36,8 @@ LAYER_COUNT = 5
 
 
 def _median_s(samples: list[float]) -> str:
-    return f"median {statistics.median(samples):.3f} s (min {min(samples):.3f}, max {max(samples):.3f})"
+    median = statistics.median(samples)
+    return f"median {median:.3f} s (min {min(samples):.3f}, max {max(samples):.3f})"
 
 
 async def _timed_pull(root: Path, reference: str) -> float:
