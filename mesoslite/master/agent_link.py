@@ -8,6 +8,7 @@ re-registers and the master re-syncs it from its report.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import anyio
@@ -37,10 +38,8 @@ class AgentLink:
         return self._closed
 
     def send(self, message: internal_pb2.MasterToAgent) -> None:
-        try:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._outbox.send_nowait(message)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
 
     async def pump(self) -> None:
         """Deliver queued messages until closed; raises ChannelClosed if the peer is gone."""

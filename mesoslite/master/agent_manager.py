@@ -11,6 +11,7 @@ unreachable agent that re-registers gets its tasks back (REASON_AGENT_REREGISTER
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,8 @@ class AgentManager:
         async with anyio.create_task_group() as group:
 
             async def deliver() -> None:
-                try:
+                with contextlib.suppress(ChannelClosed):
                     await link.pump()
-                except ChannelClosed:
-                    pass
                 # The connection is gone (or we closed it): stop reading too.
                 group.cancel_scope.cancel()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from mesoslite.master.legacy_endpoints import LegacyEndpoints
 from mesoslite.master.leadership import redirect_endpoint
+from mesoslite.master.legacy_endpoints import LegacyEndpoints
 from mesoslite.master.operator_api import OperatorApi
 from mesoslite.master.scheduler_api import SchedulerApi
 from mesoslite.wire.routing import Router

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mesoslite.proto import mesos_pb2
 
-__all__ = ["FileNotFound", "MAX_READ_BYTES", "VirtualFiles", "file_mode_string"]
+__all__ = ["MAX_READ_BYTES", "FileNotFound", "VirtualFiles", "file_mode_string"]
 
 # Mesos reads at most 16 pages per request.
 MAX_READ_BYTES = 16 * 4096

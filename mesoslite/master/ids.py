@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-__all__ = ["IdGenerator", "NAME_MAX", "validate_id"]
+__all__ = ["NAME_MAX", "IdGenerator", "validate_id"]
 
 # Ids become directory names on agents (sandboxes), hence the file-name limit.
 NAME_MAX = 255

@@ -14,9 +14,9 @@ from typing import TypeAlias
 from mesoslite.proto import mesos_pb2
 
 __all__ = [
-    "AgentStanding",
     "PARTITION_AWARE_STATES",
     "TERMINAL_STATES",
+    "AgentStanding",
     "TaskStateValue",
     "is_terminal",
     "next_state",

@@ -22,6 +22,7 @@ __all__ = [
     "validate_task_group",
 ]
 
+_DISK = "Invalid DiskInfo: "
 MIN_CPUS = 0.01
 MIN_MEM_MB = 32.0
 
@@ -86,7 +87,7 @@ def _validate_resources(resources: Iterable[mesos_pb2.Resource]) -> str | None:
     if error is not None:
         return f"Invalid resources: {error}"
     gpus = sum(r.scalar.value for r in resources if r.name == "gpus")
-    if int(round(gpus * 1000)) % 1000 != 0:
+    if round(gpus * 1000) % 1000 != 0:
         return "Invalid 'gpus' resource: The 'gpus' resource must be an unsigned integer"
     for resource in resources:
         if not resource.HasField("disk"):
@@ -94,9 +95,9 @@ def _validate_resources(resources: Iterable[mesos_pb2.Resource]) -> str | None:
         disk = resource.disk
         if disk.HasField("persistence"):
             if resource.HasField("revocable"):
-                return "Invalid DiskInfo: Persistent volumes cannot be created from revocable resources"
+                return f"{_DISK}Persistent volumes cannot be created from revocable resources"
             if not resource.reservations and resource.role in ("", "*"):
-                return "Invalid DiskInfo: Persistent volumes cannot be created from unreserved resources"
+                return f"{_DISK}Persistent volumes cannot be created from unreserved resources"
             if not disk.HasField("volume"):
                 return "Invalid DiskInfo: Expecting 'volume' to be set for persistent volume"
             if disk.volume.HasField("host_path"):
@@ -155,7 +156,10 @@ def _validate_command_info(command: mesos_pb2.CommandInfo) -> str | None:
     for variable in command.environment.variables:
         if variable.type == Variable.SECRET:
             if not variable.HasField("secret"):
-                return f"Environment variable '{variable.name}' of type 'SECRET' must have a secret set"
+                return (
+                    f"Environment variable '{variable.name}' of type 'SECRET' must have"
+                    " a secret set"
+                )
             if variable.HasField("value"):
                 return (
                     f"Environment variable '{variable.name}' of type 'SECRET' must not have"

@@ -100,7 +100,8 @@ def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
     if error is None:
         error = _validate_offer_filters(info)
     if error is None and not _is_valid_duration(info.failover_timeout):
-        error = f"The framework failover_timeout ({_stringify_double(info.failover_timeout)}) is invalid"
+        timeout = _stringify_double(info.failover_timeout)
+        error = f"The framework failover_timeout ({timeout}) is invalid"
     return error
 
 

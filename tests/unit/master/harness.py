@@ -59,7 +59,9 @@ class MasterHarness:
         endpoint: str | None = None,
         register: bool = True,
     ) -> FakeAgent:
-        agent = FakeAgent(self, hostname, resources, endpoint or f"127.0.0.{len(self.agents) + 2}:5051")
+        agent = FakeAgent(
+            self, hostname, resources, endpoint or f"127.0.0.{len(self.agents) + 2}:5051"
+        )
         self.agents.append(agent)
         await agent.connect()
         if register:
@@ -77,9 +79,7 @@ class MasterHarness:
         return response.json()
 
     async def operator(self, body: dict[str, Any]) -> httpx.Response:
-        return await self.http.post(
-            "/api/v1", json=body, headers={"Accept": "application/json"}
-        )
+        return await self.http.post("/api/v1", json=body, headers={"Accept": "application/json"})
 
 
 @contextlib.asynccontextmanager
@@ -130,20 +130,26 @@ async def running_master(**overrides: Any) -> AsyncIterator[MasterHarness]:
 class FakeAgent:
     """An agent connection scripted by the test. Pings are answered automatically."""
 
-    def __init__(self, harness: MasterHarness, hostname: str, resources: str, endpoint: str) -> None:
+    def __init__(
+        self, harness: MasterHarness, hostname: str, resources: str, endpoint: str
+    ) -> None:
         self.harness = harness
         self.hostname = hostname
         self.resources = parse_resources(resources).to_list()
         self.endpoint = endpoint
         self.agent_id = ""
         self.answer_pings = True
-        self.channel: MemoryChannel[internal_pb2.AgentToMaster, internal_pb2.MasterToAgent] | None = None
+        self.channel: (
+            MemoryChannel[internal_pb2.AgentToMaster, internal_pb2.MasterToAgent] | None
+        ) = None
         self._inbox_send: MemoryObjectSendStream[internal_pb2.MasterToAgent]
         self._inbox: MemoryObjectReceiveStream[internal_pb2.MasterToAgent]
         self.skipped: list[internal_pb2.MasterToAgent] = []
 
     def agent_info(self) -> mesos_pb2.AgentInfo:
-        info = mesos_pb2.AgentInfo(hostname=self.hostname, port=int(self.endpoint.rsplit(":", 1)[1]))
+        info = mesos_pb2.AgentInfo(
+            hostname=self.hostname, port=int(self.endpoint.rsplit(":", 1)[1])
+        )
         info.resources.extend(self.resources)
         if self.agent_id:
             info.id.value = self.agent_id
@@ -167,7 +173,9 @@ class FakeAgent:
             finally:
                 await master_end.aclose()
 
-        async def read(channel: MemoryChannel[Any, Any], inbox: MemoryObjectSendStream[Any]) -> None:
+        async def read(
+            channel: MemoryChannel[Any, Any], inbox: MemoryObjectSendStream[Any]
+        ) -> None:
             async with inbox:
                 async for message in channel:
                     if message.WhichOneof("message") == "ping" and self.answer_pings:
@@ -286,7 +294,9 @@ class Scheduler:
         self.framework_id = ""
         self.stream_id = ""
         self.headers: httpx.Headers | None = None
-        self._events_send, self._events = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+        self._events_send, self._events = anyio.create_memory_object_stream[dict[str, Any]](
+            math.inf
+        )
         self._scope: anyio.CancelScope | None = None
         self.closed = anyio.Event()
         self.status_code = 0
@@ -340,7 +350,9 @@ class Scheduler:
             subscribed = await self.next_event("SUBSCRIBED")
             self.framework_id = subscribed["subscribed"]["framework_id"]["value"]
 
-    async def next_event(self, kind: str | None = None, *, skip_heartbeats: bool = True) -> dict[str, Any]:
+    async def next_event(
+        self, kind: str | None = None, *, skip_heartbeats: bool = True
+    ) -> dict[str, Any]:
         """The next event (of `kind`, if given; others are dropped)."""
         with anyio.fail_after(STEP_TIMEOUT_S):
             while True:
@@ -368,7 +380,9 @@ class Scheduler:
         headers = {"Mesos-Stream-Id": self.stream_id if stream_id is None else stream_id}
         return await self.harness.http.post("/api/v1/scheduler", json=body, headers=headers)
 
-    async def launch(self, offer: dict[str, Any], *tasks: dict[str, Any], filters: dict[str, Any] | None = None) -> httpx.Response:
+    async def launch(
+        self, offer: dict[str, Any], *tasks: dict[str, Any], filters: dict[str, Any] | None = None
+    ) -> httpx.Response:
         accept: dict[str, Any] = {
             "offer_ids": [offer["id"]],
             "operations": [{"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}],

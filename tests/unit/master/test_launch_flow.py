@@ -62,4 +62,6 @@ async def test_register_subscribe_offer_launch_finish() -> None:
         [task] = tasks["tasks"]
         assert task["id"] == "t1" and task["state"] == "TASK_FINISHED"
         framework = cluster.master.state.frameworks[scheduler.framework_id]
-        assert not framework.tasks and [t.task_id.value for t in framework.completed_tasks] == ["t1"]
+        assert not framework.tasks and [t.task_id.value for t in framework.completed_tasks] == [
+            "t1"
+        ]
