@@ -180,9 +180,10 @@ class DefaultExecutor:
             container_status = await containerizer.status(task.container_id)
         except Exception:
             container_status = mesos_pb2.ContainerStatus()
-        if not container_status.HasField("container_id"):
-            container_status.container_id.value = task.container_id
-            container_status.container_id.parent.value = self._context.container_id
+        # Reported as nested under the executor's container, whether or not the
+        # containerizer tracks that parent.
+        container_status.container_id.value = task.container_id
+        container_status.container_id.parent.value = self._context.container_id
         await self._send(
             task, new_status(task.task_id, _TS.TASK_RUNNING, container_status=container_status)
         )

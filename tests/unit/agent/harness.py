@@ -107,6 +107,19 @@ class MasterLink:
         message.run_task.role = "*"
         await self.send(message)
 
+    async def run_task_group(
+        self,
+        executor: mesos_pb2.ExecutorInfo,
+        tasks: list[mesos_pb2.TaskInfo],
+        framework: mesos_pb2.FrameworkInfo,
+    ) -> None:
+        message = internal_pb2.MasterToAgent()
+        message.run_task_group.framework_info.CopyFrom(framework)
+        message.run_task_group.executor_info.CopyFrom(executor)
+        message.run_task_group.task_group.tasks.extend(tasks)
+        message.run_task_group.role = "*"
+        await self.send(message)
+
     async def kill_task(
         self, task_id: str, framework_id: str = FRAMEWORK_ID, grace_period_s: float | None = None
     ) -> None:
