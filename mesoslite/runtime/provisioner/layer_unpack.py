@@ -43,6 +43,7 @@ __all__ = [
     "UnpackResult",
     "open_decompressed",
     "unpack_layer",
+    "zstd_supported",
 ]
 
 WHITEOUT_PREFIX = ".wh."
@@ -158,7 +159,7 @@ def open_decompressed(source: IO[bytes]) -> IO[bytes]:
     return buffered
 
 
-def _open_zstd(source: IO[bytes]) -> IO[bytes]:
+def _zstd_module() -> Any:
     try:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -168,7 +169,20 @@ def _open_zstd(source: IO[bytes]) -> IO[bytes]:
             raise UnsupportedImageError(
                 "zstd-compressed layer: install the `backports.zstd` package to unpack it"
             ) from error
-    return cast("IO[bytes]", zstd.ZstdFile(source, mode="rb"))
+    return zstd
+
+
+def zstd_supported() -> bool:
+    """zstd layers need Python 3.14's compression.zstd or the backports.zstd package."""
+    try:
+        _zstd_module()
+    except UnsupportedImageError:
+        return False
+    return True
+
+
+def _open_zstd(source: IO[bytes]) -> IO[bytes]:
+    return cast("IO[bytes]", _zstd_module().ZstdFile(source, mode="rb"))
 
 
 def unpack_layer(

@@ -24,7 +24,8 @@ from mesoslite.runtime.provisioner import (
     RegistryCredentials,
     RegistryOptions,
 )
-from tests.support.images import build_layered_image, push_layout
+from mesoslite.runtime.provisioner.layer_unpack import zstd_supported
+from tests.support.images import BuiltImage, build_layered_image, copy_image, push_layout
 from tests.support.registry import RegistryServer
 
 from .conftest import PASSWORD, USER, WHITEOUT_REPOSITORY, TokenRegistry, Tools
@@ -243,3 +244,25 @@ async def test_concurrent_pulls_in_tasks_and_processes_share_layers(
     layer_dirs = sorted((root / "images/layers/oci/sha256").iterdir())
     assert [d.name for d in layer_dirs] == sorted(layer.diff_id.hex for layer in results[0].layers)
     assert list((root / "images/tmp").iterdir()) == []
+
+
+async def test_zstd_layers(
+    registry: RegistryServer, whiteout_image: BuiltImage, tmp_path: Path
+) -> None:
+    if not zstd_supported():
+        pytest.skip("no zstd module (optional: pip install backports.zstd)")
+    copy_image(
+        whiteout_image.oci_ref,
+        f"docker://{registry.host}/{WHITEOUT_REPOSITORY}:zstd",
+        "--dest-tls-verify=false",
+        "--dest-compress",
+        "--dest-compress-format=zstd",
+    )
+    provisioner = _provisioner(tmp_path)
+    record = await provisioner.pull(f"{registry.host}/{WHITEOUT_REPOSITORY}:zstd")
+    assert {layer.media_type for layer in record.layers} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    }
+    info = await provisioner.provision("c1", _docker_image(record.name))
+    assert_whiteout_image_tree(info.rootfs)
+    await provisioner.destroy("c1")

@@ -16,7 +16,9 @@ from mesoslite.runtime.provisioner.errors import (
 from mesoslite.runtime.provisioner.layer_unpack import (
     OVERLAY_OPAQUE_XATTR,
     LayerFormat,
+    _zstd_module,
     unpack_layer,
+    zstd_supported,
 )
 from tests.conftest import require_root
 from tests.support.layer_tars import LayerTar
@@ -206,3 +208,15 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     with pytest.raises(LayerUnpackError):
         unpack_layer(io.BytesIO(b"\x1f\x8bnot really gzip" * 40), tmp_path / "out", LayerFormat.OCI)
+
+
+def test_zstd_layers_when_a_zstd_module_is_installed(tmp_path: Path) -> None:
+    # zstd support is optional (backports.zstd before Python 3.14): skip, never fail.
+    if not zstd_supported():
+        pytest.skip("no zstd module (optional: pip install backports.zstd)")
+    layer = LayerTar().file("z/file", b"zstd content")
+    (tmp_path / "out").mkdir()
+    compressed = _zstd_module().compress(layer.data())
+    result = unpack_layer(io.BytesIO(compressed), tmp_path / "out", LayerFormat.OCI)
+    assert str(result.diff_id) == layer.diff_id()
+    assert (tmp_path / "out/z/file").read_bytes() == b"zstd content"
