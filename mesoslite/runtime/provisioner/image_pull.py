@@ -131,7 +131,7 @@ async def _fetch_layer(
         if progress is not None:
             progress(LayerProgress(name, phase, done_bytes, total))
 
-    if store.has_layer(layer.diff_id):
+    if await anyio.to_thread.run_sync(store.has_layer, layer.diff_id):
         report(LayerPhase.CACHED, total)
         return
 

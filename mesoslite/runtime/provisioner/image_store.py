@@ -105,13 +105,13 @@ class ImageStore:
         """Make the unpacked layer `diff_id` exist: unless it already does, `produce` fills a
         fresh staging directory which is then renamed into place. Returns False when the
         layer was already there (or another pull made it while we waited)."""
-        if self.has_layer(diff_id):
+        if await anyio.to_thread.run_sync(self.has_layer, diff_id):
             return False
         async with self._layer_lock(diff_id):
-            if self.has_layer(diff_id):
+            if await anyio.to_thread.run_sync(self.has_layer, diff_id):
                 return False
             staging = self.new_temp_path(".layer")
-            staging.mkdir()
+            await anyio.to_thread.run_sync(staging.mkdir)
             try:
                 await produce(staging)
                 final = self.layer_path(diff_id)

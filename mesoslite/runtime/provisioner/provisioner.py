@@ -123,7 +123,9 @@ class Provisioner:
         if credentials is not None:
             merged = credentials.merged_over(options.credentials)
             options = dataclasses.replace(options, credentials=merged)
-        async with RegistryClient(options) as client:
+        # Building the client loads the CA bundle: file reads, kept off the event loop.
+        client = await anyio.to_thread.run_sync(RegistryClient, options)
+        async with client:
             return await pull_image(
                 store,
                 client,
