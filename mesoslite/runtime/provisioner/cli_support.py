@@ -18,6 +18,7 @@ from typing import IO, TypeVar
 import anyio
 import click
 
+from mesoslite.config import default_data_dir
 from mesoslite.runtime.provisioner.credentials import RegistryCredentials
 from mesoslite.runtime.provisioner.errors import ProvisionerError
 from mesoslite.runtime.provisioner.image_record import ImageRecord
@@ -143,8 +144,8 @@ def _default_docker_config() -> Path | None:
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="MESOSLITE_DATA_DIR",
-    required=True,
+    default=default_data_dir,
+    show_default="$MESOSLITE_DATA_DIR or ~/.local/share/mesoslite",
     help="The node's data directory (images live in <data-dir>/images).",
 )
 @click.option(
