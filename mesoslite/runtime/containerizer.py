@@ -18,6 +18,13 @@ exec, so the sandbox must be complete before it; fetching needs no pid.
 Use it as an async context manager: it owns the task group that supervises containers.
 A container that has ended leaves the live set; its Termination stays available to
 wait()/destroy() (the most recent `terminations_kept` of them).
+
+Checkpointed containers (config.checkpoint) need a `runtime_dir`: they are started by
+the container reaper (see `reaper.py`), which outlives the agent and records their exit
+status; their ContainerRecord is written atomically before launch() returns. recover()
+re-attaches to the ones the agent still knows, reports those that ended while it was
+down, and destroys the rest (and, with the linux launcher, every container cgroup it
+finds without a record: the previous agent's non-checkpointed containers).
 """
 
 from __future__ import annotations
@@ -28,22 +35,36 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 import anyio
 from anyio.abc import TaskGroup
 
 from mesoslite.proto import mesos_pb2
+from mesoslite.runtime import procfs
 from mesoslite.runtime.api import ContainerConfig, ContainerState, Termination
+from mesoslite.runtime.checkpoint import (
+    ContainerRecord,
+    read_records,
+    remove_record,
+    write_record,
+)
 from mesoslite.runtime.command import resolve_command
 from mesoslite.runtime.errors import (
     ContainerExistsError,
     ContainerLaunchError,
     UnknownContainerError,
 )
-from mesoslite.runtime.exits import ProcessHandle, describe_wait_status
+from mesoslite.runtime.exits import WatchedProcess, describe_wait_status
 from mesoslite.runtime.fetching import Fetcher
-from mesoslite.runtime.isolator import Isolator, IsolatorTable, LaunchInfo, Limitation
+from mesoslite.runtime.isolator import (
+    Isolator,
+    IsolatorTable,
+    LaunchInfo,
+    Limitation,
+    RecoveredContainer,
+)
 from mesoslite.runtime.isolators.posix import PosixCpuIsolator, PosixMemIsolator
 from mesoslite.runtime.launcher import (
     Launcher,
@@ -54,6 +75,8 @@ from mesoslite.runtime.launcher import (
 )
 from mesoslite.runtime.provisioner.image_command import apply_image_config
 from mesoslite.runtime.provisioning import ImageProvisioner
+from mesoslite.runtime.reaper_client import ReaperClient, SupervisedProcess
+from mesoslite.runtime.reaper_protocol import read_exit_record
 
 __all__ = ["MesosContainerizer"]
 
@@ -72,7 +95,7 @@ class _Container:
     container_id: str
     config: ContainerConfig
     state: str = ContainerState.PROVISIONING
-    handle: ProcessHandle | None = None
+    handle: WatchedProcess | None = None
     pid: int | None = None
     # Isolators whose prepare() ran: those are cleaned up.
     prepared: list[Isolator] = field(default_factory=list)
@@ -99,8 +122,12 @@ class MesosContainerizer:
         isolators: Iterable[Isolator] | None = None,
         provisioner: ImageProvisioner | None = None,
         fetcher: Fetcher | None = None,
+        runtime_dir: Path | None = None,
+        reaper_command: list[str] | None = None,
         terminations_kept: int = 4096,
     ) -> None:
+        """`runtime_dir`: where checkpoints and the reaper live (needed for checkpointed
+        containers and recovery); `reaper_command` overrides how the reaper starts."""
         self._launcher: Launcher = launcher if launcher is not None else PosixLauncher()
         self._isolators = IsolatorTable(
             isolators if isolators is not None else (PosixCpuIsolator(), PosixMemIsolator())
@@ -111,6 +138,10 @@ class MesosContainerizer:
         self._containers: dict[str, _Container] = {}
         self._terminations: OrderedDict[str, Termination] = OrderedDict()
         self._task_group: TaskGroup | None = None
+        self._runtime_dir = runtime_dir
+        self._reaper = (
+            ReaperClient(runtime_dir, reaper_command) if runtime_dir is not None else None
+        )
 
     @property
     def isolators(self) -> IsolatorTable:
@@ -135,6 +166,8 @@ class MesosContainerizer:
             return await self._task_group.__aexit__(exc_type, exc, traceback)
         finally:
             self._task_group = None
+            if self._reaper is not None:
+                self._reaper.close()
             for container in self._containers.values():
                 if container.handle is not None:
                     container.handle.close()
@@ -238,6 +271,12 @@ class MesosContainerizer:
         user = None
         if config.user is not None:
             user = UserIdentity.lookup(config.user)
+        supervisor = None
+        if config.checkpoint:
+            if self._reaper is None or self._task_group is None:
+                raise LaunchError("checkpointed containers need the containerizer's runtime_dir")
+            await self._reaper.start(self._task_group)
+            supervisor = self._reaper
         request = LaunchRequest(
             container_id=container_id,
             command=resolve_command(config.command, environment, config.rootfs),
@@ -245,16 +284,36 @@ class MesosContainerizer:
             sandbox=config.sandbox,
             user=user,
             launch_info=launch_info,
+            supervisor=supervisor,
         )
         container.handle = await self._launcher.launch(request)
         container.pid = container.handle.pid
         for isolator in self._isolators.in_order():
             await isolator.isolate(container_id, container.pid)
         self._launcher.release(container_id)
+        if config.checkpoint:
+            await self._checkpoint(container)
 
         container.transition(ContainerState.RUNNING)
         assert self._task_group is not None
         self._task_group.start_soon(self._supervise, container)
+
+    async def _checkpoint(self, container: _Container) -> None:
+        assert self._runtime_dir is not None and container.pid is not None
+        runtime_dir, pid = self._runtime_dir, container.pid
+
+        def write() -> None:
+            sample = procfs.read_process(pid)
+            record = ContainerRecord(
+                container_id=container.container_id,
+                config=container.config,
+                pid=pid,
+                start_ticks=sample.start_ticks if sample is not None else 0,
+                state=ContainerState.RUNNING,
+            )
+            write_record(runtime_dir, record)
+
+        await anyio.to_thread.run_sync(write)
 
     # -- supervision and teardown ---------------------------------------------------
 
@@ -307,6 +366,8 @@ class MesosContainerizer:
                 await isolator.cleanup(container_id)
             if container.provisioned and self._provisioner is not None:
                 await self._provisioner.destroy(container_id)
+            if container.config.checkpoint and self._runtime_dir is not None:
+                await anyio.to_thread.run_sync(remove_record, self._runtime_dir, container_id)
         finally:
             container.termination = termination
             self._containers.pop(container_id, None)
@@ -314,6 +375,89 @@ class MesosContainerizer:
             while len(self._terminations) > self._terminations_kept:
                 self._terminations.popitem(last=False)
             container.ended.set()
+
+    # -- recovery ------------------------------------------------------------------
+
+    async def recover(self, known_ids: set[str]) -> set[str]:
+        if self._task_group is None:
+            raise RuntimeError("use the containerizer inside `async with`")
+        records: list[ContainerRecord] = []
+        if self._runtime_dir is not None:
+            records, _ = await anyio.to_thread.run_sync(read_records, self._runtime_dir)
+        if records and self._reaper is not None:
+            await self._reaper.start(self._task_group)
+        recovered: list[_Container] = []
+        orphans: list[ContainerRecord] = []
+        for record in records:
+            if record.container_id in known_ids and record.container_id not in self._containers:
+                recovered.append(self._reattach(record))
+            else:
+                orphans.append(record)
+        recovered_ids = {c.container_id for c in recovered}
+        orphan_ids = {record.container_id for record in orphans}
+        states = [RecoveredContainer(c.container_id, c.config, c.pid) for c in recovered]
+        for isolator in self._isolators.in_order():
+            await isolator.recover(states, orphan_ids)
+        for container in recovered:
+            self._containers[container.container_id] = container
+            self._task_group.start_soon(self._supervise, container)
+        for record in orphans:
+            await self._destroy_orphan(record)
+        # Containers of the previous agent that had no record (not checkpointed).
+        for orphan_id in await self._launcher.recover(recovered_ids | orphan_ids):
+            await self._cleanup_isolators(orphan_id, self._isolators.in_reverse())
+        if self._provisioner is not None:
+            await self._provisioner.recover(recovered_ids)
+        return recovered_ids
+
+    def _process_of(self, record: ContainerRecord) -> WatchedProcess | None:
+        """Its process if it still runs (same pid *and* start time), else None."""
+        sample = procfs.read_process(record.pid)
+        if sample is None or sample.state == "Z" or sample.start_ticks != record.start_ticks:
+            return None
+        if self._reaper is None:
+            return None
+        return self._reaper.reattach(record.container_id, record.pid)
+
+    def _reattach(self, record: ContainerRecord) -> _Container:
+        container = _Container(record.container_id, record.config)
+        container.state = ContainerState.RUNNING
+        container.pid = record.pid
+        container.prepared = self._isolators.in_order()
+        container.provisioned = record.config.rootfs is not None
+        process = self._process_of(record)
+        if process is None:
+            # Ended while we were down: the reaper's record says how, if it could.
+            process = SupervisedProcess(record.container_id, record.pid, None)
+            exit_record = (
+                read_exit_record(self._runtime_dir, record.container_id)
+                if self._runtime_dir is not None else None
+            )
+            process.exited(
+                exit_record[1] if exit_record is not None and exit_record[0] == record.pid
+                else None
+            )
+        container.handle = process
+        return container
+
+    async def _destroy_orphan(self, record: ContainerRecord) -> None:
+        process = self._process_of(record)
+        if process is not None:
+            # Its process group / cgroup first, while the pid is surely still its own.
+            self._launcher.kill(record.container_id, record.pid, signal.SIGKILL)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            process.close()
+        await self._launcher.destroy(record.container_id, record.pid if process else None)
+        await self._cleanup_isolators(record.container_id, self._isolators.in_reverse())
+        if record.config.rootfs is not None and self._provisioner is not None:
+            await self._provisioner.destroy(record.container_id)
+        assert self._runtime_dir is not None
+        await anyio.to_thread.run_sync(remove_record, self._runtime_dir, record.container_id)
+
+    async def _cleanup_isolators(self, container_id: str, isolators: list[Isolator]) -> None:
+        for isolator in isolators:
+            await isolator.cleanup(container_id)
 
     # -- the rest of the Containerizer protocol --------------------------------------
 

@@ -10,10 +10,32 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from typing import Protocol
 
 import anyio
 
-__all__ = ["ProcessHandle", "describe_wait_status", "exit_code_of"]
+__all__ = ["ProcessHandle", "WatchedProcess", "describe_wait_status", "exit_code_of"]
+
+
+class WatchedProcess(Protocol):
+    """A container's main process whose exit we learn (ours to reap, or the reaper's)."""
+
+    pid: int
+    wait_status: int | None
+
+    def try_reap(self) -> int | None:
+        """The wait status if it is known to have exited, else None."""
+        ...
+
+    async def wait(self) -> int | None:
+        """The wait status once it has exited (None: it exited, status unknown)."""
+        ...
+
+    def send_signal(self, signal_number: int) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 class ProcessHandle:

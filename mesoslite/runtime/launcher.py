@@ -19,13 +19,13 @@ import pwd
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
 from mesoslite.runtime import procfs
 from mesoslite.runtime.command import ResolvedCommand
-from mesoslite.runtime.exits import ProcessHandle
+from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
 from mesoslite.runtime.isolator import LaunchInfo
 from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn
 
@@ -34,6 +34,7 @@ __all__ = [
     "LaunchRequest",
     "Launcher",
     "PosixLauncher",
+    "Supervisor",
     "UserIdentity",
     "stdio_paths",
 ]
@@ -72,6 +73,17 @@ class UserIdentity:
         return self.uid == os.geteuid() and self.gid == os.getegid()
 
 
+class Supervisor(Protocol):
+    """Starts processes that must outlive the agent (the container reaper's client)."""
+
+    async def launch_posix(self, container_id: str, spec: SpawnSpec) -> WatchedProcess:
+        ...
+
+    async def launch_linux(self, container_id: str, plan: Any) -> WatchedProcess:
+        """`plan`: a linux_launcher.ChildPlan."""
+        ...
+
+
 @dataclass(frozen=True)
 class LaunchRequest:
     container_id: str
@@ -80,11 +92,18 @@ class LaunchRequest:
     sandbox: Path
     user: UserIdentity | None = None
     launch_info: LaunchInfo = field(default_factory=LaunchInfo)
+    # Set for checkpointed containers: they are started by (and survive with) it.
+    supervisor: Supervisor | None = None
 
 
 class Launcher(Protocol):
-    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+    async def launch(self, request: LaunchRequest) -> WatchedProcess:
         """Start the process (held before exec where the launcher can hold it)."""
+        ...
+
+    async def recover(self, recovered_ids: set[str]) -> set[str]:
+        """After a restart: the ids of containers it finds that are not `recovered_ids`
+        (orphans); it has killed their processes. The caller cleans up the rest."""
         ...
 
     def release(self, container_id: str) -> None:
@@ -149,12 +168,18 @@ def _exec_in_child(request: LaunchRequest, error_pipe: int) -> None:
 class PosixLauncher:
     """Plain processes: own session and process group; no namespaces, no root needed."""
 
-    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+    async def launch(self, request: LaunchRequest) -> WatchedProcess:
         user = request.user
         if user is not None and user.is_current():
             user = None
         if user is not None and os.geteuid() != 0:
             raise LaunchError(f"switching to user {user.name!r} needs root")
+        if user is not None and request.supervisor is not None:
+            # The fork path with no namespaces is the linux launcher's child plan.
+            from mesoslite.runtime.linux_launcher import build_child_plan
+
+            plan = build_child_plan(request, no_new_privileges=False)
+            return await request.supervisor.launch_linux(request.container_id, plan)
         if user is None:
             stdout_path, stderr_path = stdio_paths(request.sandbox)
             spec = SpawnSpec(
@@ -165,6 +190,8 @@ class PosixLauncher:
                 stdout_path=stdout_path,
                 stderr_path=stderr_path,
             )
+            if request.supervisor is not None:
+                return await request.supervisor.launch_posix(request.container_id, spec)
             try:
                 pid = posix_spawn(spec)
             except SpawnError as error:
@@ -200,6 +227,10 @@ class PosixLauncher:
     def release(self, container_id: str) -> None:
         # posix_spawn execs at once: nothing is held.
         return None
+
+    async def recover(self, recovered_ids: set[str]) -> set[str]:
+        # Plain processes leave no trace to find orphans by (cgroups do).
+        return set()
 
     def kill(self, container_id: str, pid: int, signal_number: int) -> None:
         self._signal_group(pid, signal_number)

@@ -35,11 +35,18 @@ import anyio
 from mesoslite.runtime import linux_syscalls as sys_
 from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
-from mesoslite.runtime.exits import ProcessHandle
+from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
 from mesoslite.runtime.isolator import Mount
 from mesoslite.runtime.launcher import LaunchError, LaunchRequest, UserIdentity, stdio_paths
 
-__all__ = ["ChildPlan", "LinuxLauncher", "build_child_plan", "rootfs_scaffold"]
+__all__ = [
+    "ChildPlan",
+    "LinuxLauncher",
+    "build_child_plan",
+    "fork_with_plan",
+    "rootfs_scaffold",
+    "start_child",
+]
 
 _DEVICE_NODES = (  # name, major, minor: what runc and crun create
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -225,7 +232,46 @@ def _child_main(plan: ChildPlan, error_pipe: int) -> None:
         os._exit(127)
 
 
-# -- the agent's side ---------------------------------------------------------------------
+# -- the parent's side --------------------------------------------------------------------
+
+
+def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
+    """Fork the child (PID 1 of a new pid namespace if the plan says so); returns its pid
+    and the read end of its report pipe: EOF means it exec'd, bytes say why it did not.
+    Call from the thread that owns the event loop (or a single-threaded process)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        if plan.new_pid_namespace:
+            sys_.unshare(sys_.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                _child_main(plan, write_end)
+        finally:
+            # Only the parent gets here (the child never returns from _child_main).
+            if plan.new_pid_namespace:
+                sys_.setns(own_pid_namespace, sys_.CLONE_NEWPID)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return pid, read_end
+
+
+def fork_with_plan(plan: ChildPlan, own_pid_namespace: int) -> int:
+    """start_child, blocking until the child has exec'd (for the single-threaded reaper)."""
+    pid, report_pipe = start_child(plan, own_pid_namespace)
+    try:
+        report = os.read(report_pipe, 4096)
+    finally:
+        os.close(report_pipe)
+    if report:
+        os.waitpid(pid, 0)
+        raise LaunchError(report.decode(errors="replace"))
+    return pid
+
 
 
 class LinuxLauncher:
@@ -258,7 +304,7 @@ class LinuxLauncher:
     def _cgroup(self, container_id: str) -> str:
         return container_cgroup(container_id, self._root_name)
 
-    async def launch(self, request: LaunchRequest) -> ProcessHandle:
+    async def launch(self, request: LaunchRequest) -> WatchedProcess:
         if os.geteuid() != 0:
             raise LaunchError("the linux launcher needs root")
         plan = build_child_plan(request, self._no_new_privileges)
@@ -269,31 +315,38 @@ class LinuxLauncher:
             tracking_files = cgroups.procs_files(cgroup, [controller])
             extra = [f for f in tracking_files if f not in plan.cgroup_procs_files]
             plan = _with_procs_files(plan, plan.cgroup_procs_files + extra)
+        if request.supervisor is not None:
+            return await request.supervisor.launch_linux(request.container_id, plan)
         return await self._fork(plan)
 
-    async def _fork(self, plan: ChildPlan) -> ProcessHandle:
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        try:
-            if plan.new_pid_namespace:
-                sys_.unshare(sys_.CLONE_NEWPID)
+    async def recover(self, recovered_ids: set[str]) -> set[str]:
+        """Every container cgroup under our root that is not recovered is an orphan (a
+        container of the previous agent that was not checkpointed): kill it."""
+        if self._cgroups is None or self._tracking is None:
+            return set()
+        cgroups, controller = self._cgroups, self._tracking
+        root = cgroups.directory(self._root_name, controller)
+
+        def find_orphans() -> set[str]:
             try:
-                pid = os.fork()
-                if pid == 0:
-                    os.close(read_end)
-                    _child_main(plan, write_end)
-            finally:
-                # Only the parent gets here (the child never returns from _child_main).
-                if plan.new_pid_namespace:
-                    sys_.setns(self._own_pid_namespace, sys_.CLONE_NEWPID)
-            os.close(write_end)
-            write_end = -1
+                names = {entry.name for entry in os.scandir(root) if entry.is_dir()}
+            except FileNotFoundError:
+                return set()
+            return names - recovered_ids
+
+        orphans = await anyio.to_thread.run_sync(find_orphans)
+        for orphan in orphans:
+            await self.destroy(orphan, None)
+        return orphans
+
+    async def _fork(self, plan: ChildPlan) -> ProcessHandle:
+        pid, report_pipe = start_child(plan, self._own_pid_namespace)
+        try:
             handle = ProcessHandle(pid)
-            await anyio.wait_readable(read_end)
-            report = os.read(read_end, 4096)
+            await anyio.wait_readable(report_pipe)
+            report = os.read(report_pipe, 4096)
         finally:
-            os.close(read_end)
-            if write_end >= 0:
-                os.close(write_end)
+            os.close(report_pipe)
         if report:
             await handle.wait()
             handle.close()

@@ -23,7 +23,7 @@ from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
 from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
-from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Limitation
+from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Limitation, RecoveredContainer
 from mesoslite.runtime.limits import ResourceLimits
 
 __all__ = [
@@ -87,6 +87,13 @@ class _CgroupsIsolator(IsolatorBase):
 
     def _apply_limits(self, cgroup: str, limits: ResourceLimits, config: ContainerConfig) -> None:
         """Write the limits into the cgroup (worker thread)."""
+
+    async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
+        # The cgroups are still there; orphans' are removed by cleanup().
+        for container in containers:
+            self._known[container.container_id] = ResourceLimits.from_resources(
+                container.config.resources
+            )
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         cgroup = self._cgroup(container_id)

@@ -13,7 +13,7 @@ import anyio
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime import procfs
 from mesoslite.runtime.api import ContainerConfig
-from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo
+from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, RecoveredContainer
 from mesoslite.runtime.limits import ResourceLimits
 
 __all__ = ["PosixCpuIsolator", "PosixMemIsolator"]
@@ -25,6 +25,14 @@ class _SessionTracker(IsolatorBase):
     def __init__(self) -> None:
         self._sessions: dict[str, int] = {}
         self._limits: dict[str, ResourceLimits] = {}
+
+    async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
+        for container in containers:
+            self._limits[container.container_id] = ResourceLimits.from_resources(
+                container.config.resources
+            )
+            if container.pid is not None:
+                self._sessions[container.container_id] = container.pid
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         self._limits[container_id] = ResourceLimits.from_resources(config.resources)

@@ -13,7 +13,7 @@ import anyio
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
-from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount
+from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount, RecoveredContainer
 from mesoslite.runtime.isolators.filesystem import CONTAINER_SANDBOX_PATH
 
 __all__ = ["HostPathVolumeIsolator", "SandboxPathVolumeIsolator", "VolumeError"]
@@ -68,6 +68,10 @@ class SandboxPathVolumeIsolator(IsolatorBase):
     def __init__(self) -> None:
         # PARENT volumes name a path in the parent container's sandbox.
         self._sandboxes: dict[str, Path] = {}
+
+    async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
+        for container in containers:
+            self._sandboxes[container.container_id] = container.config.sandbox
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         self._sandboxes[container_id] = config.sandbox
