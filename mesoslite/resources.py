@@ -477,12 +477,13 @@ class Resources:
     Iterating yields fresh `mesos_pb2.Resource` messages in the post-refinement format.
     """
 
-    __slots__ = ("_amounts", "_copies", "_hash", "_scalars")
+    __slots__ = ("_amounts", "_copies", "_hash", "_quantities", "_scalars")
 
     _amounts: dict[_Key, _Amount]
     _copies: _Copies
     _hash: int | None
     _scalars: dict[str, float] | None
+    _quantities: dict[str, float] | None
 
     def __init__(self, resources: Iterable[mesos_pb2.Resource] = ()) -> None:
         amounts: dict[_Key, _Amount] = {}
@@ -497,6 +498,7 @@ class Resources:
         self._copies = copies
         self._hash = None
         self._scalars = None
+        self._quantities = None
 
     @classmethod
     def _of(cls, amounts: dict[_Key, _Amount], copies: _Copies) -> Resources:
@@ -505,6 +507,7 @@ class Resources:
         made._copies = copies
         made._hash = None
         made._scalars = None
+        made._quantities = None
         return made
 
     # ------------------------------------------------------------------ arithmetic
@@ -554,6 +557,14 @@ class Resources:
 
     def contains(self, other: Resources) -> bool:
         """Whether `other` can be taken out of `self` whole (same identities, enough of each)."""
+        if self is other or (
+            # Equal collections are common (a refused offer against the same free
+            # resources) and a dict comparison settles them at C speed.
+            len(self._amounts) == len(other._amounts)
+            and self._amounts == other._amounts
+            and self._copies == other._copies
+        ):
+            return True
         for key, amount in other._amounts.items():
             mine = self._amounts.get(key)
             if mine is None or not _amount_contains(mine, amount):
@@ -734,16 +745,21 @@ class Resources:
 
     def quantities(self) -> dict[str, float]:
         """Per name: scalar totals, how many numbers ranges hold, how many items sets hold."""
-        totals: dict[str, float] = {}
-        for key, amount in self._amounts.items():
-            totals[key.name] = totals.get(key.name, 0.0) + _amount_quantity(amount)
-        for (key, amount), count in self._copies.items():
-            totals[key.name] = totals.get(key.name, 0.0) + _amount_quantity(amount) * count
-        return {name: round(value, 3) for name, value in totals.items()}
+        return dict(self._quantity_totals())
+
+    def _quantity_totals(self) -> dict[str, float]:
+        if self._quantities is None:
+            totals: dict[str, float] = {}
+            for key, amount in self._amounts.items():
+                totals[key.name] = totals.get(key.name, 0.0) + _amount_quantity(amount)
+            for (key, amount), count in self._copies.items():
+                totals[key.name] = totals.get(key.name, 0.0) + _amount_quantity(amount) * count
+            self._quantities = {name: round(value, 3) for name, value in totals.items()}
+        return self._quantities
 
     def contains_quantities(self, wanted: Mapping[str, float]) -> bool:
         """Whether, ignoring reservations and other metadata, there is at least `wanted`."""
-        have = self.quantities()
+        have = self._quantity_totals()
         return all(
             _to_milli(have.get(name, 0.0)) >= _to_milli(amount) for name, amount in wanted.items()
         )

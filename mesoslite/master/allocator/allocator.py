@@ -75,6 +75,9 @@ class Allocator:
         # Unreserved, non-revocable, unallocated scalars over all agents: what quota
         # guarantees can still be met from.
         self._headroom_milli: dict[str, int] = {}
+        # Consumption and headroom are kept only while some quota is set: without quota
+        # they would cost every allocation a few resource filters for nothing.
+        self._tracking_quota = False
         self._dirty: set[str] = set()
         # Agents where quota shrank a chunk last time: look again when quota loosens.
         self._quota_held: set[str] = set()
@@ -198,7 +201,7 @@ class Allocator:
         )
         self._agents[agent_id] = agent
         self._account_total(agent.total, 1)
-        self._add_headroom(_unreserved_free(agent), 1)
+        self._add_headroom(self._headroom_of(agent), 1)
         for (framework_id, role), resources in (used or {}).items():
             self._take(agent, framework_id, role, Resources(resources).without_allocation())
         self._mark_dirty(agent_id)
@@ -207,12 +210,12 @@ class Allocator:
     def update_agent(self, agent_id: str, total: Iterable[mesos_pb2.Resource]) -> None:
         """Replace the agent's total (allocations are kept; free is what remains)."""
         agent = self._agent(agent_id)
-        headroom_before = _unreserved_free(agent)
+        headroom_before = self._headroom_of(agent)
         self._account_total(agent.total, -1)
         agent.set_total(Resources(total).without_allocation())
         self._account_total(agent.total, 1)
         self._add_headroom(headroom_before, -1)
-        self._add_headroom(_unreserved_free(agent), 1)
+        self._add_headroom(self._headroom_of(agent), 1)
         self._mark_dirty(agent_id)
         self._quota_loosened()
 
@@ -222,7 +225,7 @@ class Allocator:
             return
         for (framework_id, role), resources in list(agent.allocations.items()):
             self._give_back(agent, framework_id, role, resources)
-        self._add_headroom(_unreserved_free(agent), -1)
+        self._add_headroom(self._headroom_of(agent), -1)
         self._account_total(agent.total, -1)
         del self._agents[agent_id]
         self._refusals.clear_agent(agent_id)
@@ -305,11 +308,13 @@ class Allocator:
         error = quota.validate()
         if error is not None:
             raise AllocatorError(error)
+        self._track_quota(True)
         self._quotas.assign(role, quota)
         self._dirty_agents_with_free()
 
     def remove_quota(self, role: str) -> None:
         self._quotas.remove(role)
+        self._track_quota(bool(self._quotas.by_role()))
         self._dirty_agents_with_free()
 
     # ================================================================== allocation
@@ -432,16 +437,22 @@ class Allocator:
         if available.is_empty():
             return None
         gpu_only = self._config.filter_gpu_resources and agent.has_gpus
-        receivable: dict[ResourceCapabilities, Resources] = {}
+        # Frameworks mostly share capabilities and minimums: judge each combination once.
+        chunks: dict[tuple[ResourceCapabilities, int], Resources | None] = {}
         for framework in candidates:
             if gpu_only and not framework.accepts_gpu_agents:
                 continue
             capabilities = framework.resource_capabilities
-            chunk = receivable.get(capabilities)
-            if chunk is None:
-                chunk = receivable[capabilities] = capabilities.receivable(available)
             minimum = framework.min_allocatable_by_role.get(role, self._config.min_allocatable)
-            if not is_allocatable(chunk, minimum):
+            verdict_key = (capabilities, id(minimum))
+            if verdict_key in chunks:
+                chunk = chunks[verdict_key]
+            else:
+                receivable = capabilities.receivable(available)
+                chunk = chunks[verdict_key] = (
+                    receivable if is_allocatable(receivable, minimum) else None
+                )
+            if chunk is None:
                 continue
             framework_id = framework.framework_id
             if self._refusals.is_filtered(framework_id, role, agent.agent_id, chunk):
@@ -501,7 +512,7 @@ class Allocator:
     # ================================================================== bookkeeping
 
     def _take(self, agent: AgentState, framework_id: str, role: str, chunk: Resources) -> None:
-        headroom_before = _unreserved_free(agent)
+        headroom_before = self._headroom_of(agent)
         agent.take((framework_id, role), chunk)
         self._account_allocation(agent, framework_id, role, chunk, 1, headroom_before)
         self._agents_of_framework.setdefault(framework_id, set()).add(agent.agent_id)
@@ -509,7 +520,7 @@ class Allocator:
     def _give_back(
         self, agent: AgentState, framework_id: str, role: str, resources: Resources
     ) -> Resources:
-        headroom_before = _unreserved_free(agent)
+        headroom_before = self._headroom_of(agent)
         released = agent.give_back((framework_id, role), resources)
         if released.is_empty():
             return released
@@ -540,14 +551,37 @@ class Allocator:
         sorter.allocate(framework_id, quantities, sign)
         if sorter.is_unused():
             del self._framework_sorters[role]
-        self._ledger.add_allocated(role, _milli(delta.unreserved().non_revocable()), sign)
-        self._add_headroom(headroom_before, -1)
-        self._add_headroom(_unreserved_free(agent), 1)
+        if self._tracking_quota:
+            self._ledger.add_allocated(role, _milli(delta.unreserved().non_revocable()), sign)
+            self._add_headroom(headroom_before, -1)
+            self._add_headroom(self._headroom_of(agent), 1)
 
     def _account_total(self, total: Resources, sign: int) -> None:
         self._totals.add(_milli(total), sign)
+        if self._tracking_quota:
+            self._account_reserved(total, sign)
+
+    def _account_reserved(self, total: Resources, sign: int) -> None:
         for role, reserved in total.reservations_by_role().items():
             self._ledger.add_reserved(role, _milli(reserved.non_revocable()), sign)
+
+    def _headroom_of(self, agent: AgentState) -> dict[str, int]:
+        return _unreserved_free(agent) if self._tracking_quota else {}
+
+    def _track_quota(self, tracking: bool) -> None:
+        """Start (rebuilding from the agents) or stop keeping quota consumption."""
+        if tracking == self._tracking_quota:
+            return
+        self._tracking_quota = tracking
+        self._ledger.clear()
+        self._headroom_milli = {}
+        if not tracking:
+            return
+        for agent in self._agents.values():
+            self._account_reserved(agent.total, 1)
+            self._add_headroom(_unreserved_free(agent), 1)
+            for (_, role), held in agent.allocations.items():
+                self._ledger.add_allocated(role, _milli(held.unreserved().non_revocable()))
 
     def _add_headroom(self, quantities: Mapping[str, int], sign: int) -> None:
         for name, amount in quantities.items():

@@ -60,6 +60,10 @@ class ConsumptionLedger:
     def add_allocated(self, role: str, quantities: Mapping[str, int], sign: int = 1) -> None:
         self._add(self._allocated, role, quantities, sign)
 
+    def clear(self) -> None:
+        self._reserved.clear()
+        self._allocated.clear()
+
     def consumed(self, role: str) -> dict[str, int]:
         total = dict(self._reserved.get(role, {}))
         for name, amount in self._allocated.get(role, {}).items():

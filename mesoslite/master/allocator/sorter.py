@@ -11,6 +11,7 @@ Quantities are thousandths (Mesos' fixed point), so equal allocations compare eq
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -89,8 +90,16 @@ class FairShareSorter:
         if not allocated:
             del self._allocated[client]
         self._shares.pop(client, None)
-        if client in self._clients:
+        if client not in self._clients or self._order is None:
+            return
+        if self._shares_version != self._totals.version:
             self._order = None
+            return
+        # Only this client moved: re-place it rather than sorting everyone again. A new
+        # list, so that callers iterating the previous one are not disturbed.
+        order = [other for other in self._order if other != client]
+        bisect.insort(order, client, key=self._sort_key)
+        self._order = order
 
     def allocated(self, client: str) -> dict[str, int]:
         return dict(self._allocated.get(client, {}))
@@ -110,8 +119,11 @@ class FairShareSorter:
         if self._shares_version != self._totals.version:
             self._order = None
         if self._order is None:
-            self._order = sorted(self._clients, key=lambda client: (self.share(client), client))
+            self._order = sorted(self._clients, key=self._sort_key)
         return self._order
+
+    def _sort_key(self, client: str) -> tuple[float, str]:
+        return (self.share(client), client)
 
 
 @dataclass(eq=False, slots=True)

@@ -104,3 +104,16 @@ def test_quota_is_reported() -> None:
     allocator = make_allocator()
     allocator.set_quota("q", guarantees={"cpus": 1}, limits={"cpus": 4})
     assert allocator.quotas() == {"q": Quota({"cpus": 1}, {"cpus": 4})}
+
+
+def test_quota_set_later_counts_what_is_already_allocated() -> None:
+    allocator = _cluster()
+    allocator.add_framework("fc", ["capped"], capabilities=[])
+    first = allocator.allocate(now=0)
+    assert _cpus_by_role(first) == {"capped": 4}
+    for allocation in first[:2]:
+        allocator.recover(
+            "fc", allocation.agent_id, allocation.resources, refuse_seconds=None, now=0
+        )
+    allocator.set_quota("capped", limits={"cpus": 3})
+    assert _cpus_by_role(allocator.allocate(now=0)) == {"capped": 1}
