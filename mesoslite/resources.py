@@ -23,10 +23,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final, NamedTuple, TypeAlias
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from mesoslite.proto import mesos_pb2
+from mesoslite.wire.json_codec import JsonConversionError, from_json_value
 
 __all__ = [
     "DEFAULT_PORT_RANGE",
@@ -970,14 +968,11 @@ def _parse_json_resources(text: str, default_role: str) -> list[mesos_pb2.Resour
         context = f"bad resource #{position} in JSON"
         if not isinstance(item, dict):
             raise ResourceParseError(f"{context}: expected an object")
-        resource = mesos_pb2.Resource()
         try:
-            json_format.ParseDict(item, resource, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ResourceParseError(f"{context}: {message}") from None
-        if not resource.IsInitialized():
-            raise ResourceParseError(f"{context}: missing required fields: {_missing(resource)}")
+            # Mesos' lenient JSON rules (numbers in strings, a lone value for a list).
+            resource = from_json_value(item, mesos_pb2.Resource)
+        except JsonConversionError as exc:
+            raise ResourceParseError(f"{context}: {exc}") from None
         if not resource.HasField("role") and not resource.reservations:
             resource.role = default_role
         error = validate_resource(resource)
@@ -985,12 +980,6 @@ def _parse_json_resources(text: str, default_role: str) -> list[mesos_pb2.Resour
             raise ResourceParseError(f"{context} ('{resource.name}'): {error}")
         parsed.append(resource)
     return parsed
-
-
-def _missing(message: Message) -> str:
-    # The runtime has FindInitializationErrors; the typing stubs do not declare it.
-    find: Callable[[], list[str]] = getattr(message, "FindInitializationErrors")  # noqa: B009
-    return ", ".join(find())
 
 
 def parse_resources(text: str, default_role: str = "*") -> Resources:

@@ -85,7 +85,7 @@ def test_json_gets_the_default_role() -> None:
         ("[not json", "bad resources JSON"),
         ('{"name":"cpus"}', ""),
         ('[{"name":"cpus","type":"SCALAR"}]', "exactly 'scalar'"),
-        ('[{"type":"SCALAR","scalar":{"value":1}}]', "missing required fields: name"),
+        ('[{"type":"SCALAR","scalar":{"value":1}}]', "Missing required fields: name"),
         ('[{"name":"cpus","type":"SCALAR","scalar":{"value":"x"}}]', "bad resource #0"),
         ('{"a": 1}', ""),
         ("[1]", "expected an object"),
