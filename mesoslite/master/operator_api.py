@@ -22,6 +22,7 @@ from mesoslite.master.events import OPERATOR_HEARTBEAT_BYTES
 from mesoslite.master.files import FileNotFound
 from mesoslite.master.leadership import require_leader
 from mesoslite.master.metrics import metrics_snapshot
+from mesoslite.master.timers import Timer
 from mesoslite.master.validation import validate_operator_call
 from mesoslite.master.weights import update_weights
 from mesoslite.proto import master_pb2, mesos_pb2
@@ -81,6 +82,8 @@ class OperatorApi:
     def __init__(self, master: Master) -> None:
         self._master = master
         self._logging_level = 0
+        self._baseline_level: int | None = None
+        self._revert_timer: Timer | None = None
 
     async def __call__(self, request: Request) -> Response:
         require_leader(self._master, request)
@@ -226,15 +229,21 @@ class OperatorApi:
         """glog verbosity: 0 is the normal level; higher means more detail (DEBUG here),
         for `duration`, after which the level reverts."""
         package_logger = logging.getLogger("mesoslite")
-        previous = package_logger.level
+        if self._baseline_level is None:
+            self._baseline_level = package_logger.level
+        baseline = self._baseline_level
         self._logging_level = request.level
-        package_logger.setLevel(logging.DEBUG if request.level > 0 else previous)
+        package_logger.setLevel(logging.DEBUG if request.level > 0 else baseline)
+        if self._revert_timer is not None:
+            self._revert_timer.cancel()
 
         def revert() -> None:
             self._logging_level = 0
-            package_logger.setLevel(previous)
+            package_logger.setLevel(baseline)
 
-        self._master.timers.call_later(request.duration.nanoseconds / 1e9, revert)
+        self._revert_timer = self._master.timers.call_later(
+            request.duration.nanoseconds / 1e9, revert
+        )
 
     def _teardown(self, framework_id: str) -> None:
         framework = self._master.state.frameworks.get(framework_id)

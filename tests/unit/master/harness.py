@@ -286,37 +286,21 @@ class FakeAgent:
         return update_uuid
 
 
-class Scheduler:
-    """A v1 scheduler over HTTP: the event stream is read in the background."""
+class EventReader:
+    """Reads one streaming response (RecordIO of JSON events) in the background."""
 
     def __init__(self, harness: MasterHarness) -> None:
         self.harness = harness
-        self.framework_id = ""
-        self.stream_id = ""
         self.headers: httpx.Headers | None = None
+        self.status_code = 0
         self._events_send, self._events = anyio.create_memory_object_stream[dict[str, Any]](
             math.inf
         )
         self._scope: anyio.CancelScope | None = None
         self.closed = anyio.Event()
-        self.status_code = 0
 
-    async def subscribe(
-        self,
-        framework_info: dict[str, Any],
-        *,
-        expect_subscribed: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        info = {"user": "tester", "name": "test-framework", **framework_info}
-        body: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
-        if "id" in info:
-            body["framework_id"] = info["id"]
+    async def open(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         started = anyio.Event()
-        self._events_send, self._events = anyio.create_memory_object_stream[dict[str, Any]](
-            math.inf
-        )
-        self.closed = anyio.Event()
 
         async def read() -> None:
             with anyio.CancelScope() as scope:
@@ -324,14 +308,13 @@ class Scheduler:
                 try:
                     async with self.harness.http.stream(
                         "POST",
-                        "/api/v1/scheduler",
+                        path,
                         json=body,
-                        headers={"Accept": "application/json", **(headers or {})},
+                        headers={"Accept": "application/json", **headers},
                         timeout=httpx.Timeout(STEP_TIMEOUT_S, read=None),
                     ) as response:
                         self.status_code = response.status_code
                         self.headers = response.headers
-                        self.stream_id = response.headers.get("Mesos-Stream-Id", "")
                         started.set()
                         decoder = RecordIODecoder()
                         async for chunk in response.aiter_raw():
@@ -346,9 +329,6 @@ class Scheduler:
         self.harness.group.start_soon(read)
         with anyio.fail_after(STEP_TIMEOUT_S):
             await started.wait()
-        if expect_subscribed:
-            subscribed = await self.next_event("SUBSCRIBED")
-            self.framework_id = subscribed["subscribed"]["framework_id"]["value"]
 
     async def next_event(
         self, kind: str | None = None, *, skip_heartbeats: bool = True
@@ -369,6 +349,41 @@ class Scheduler:
                 events.append(self._events.receive_nowait())
             except (anyio.WouldBlock, anyio.EndOfStream):
                 return events
+
+    def disconnect(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait_closed(self) -> None:
+        with anyio.fail_after(STEP_TIMEOUT_S):
+            await self.closed.wait()
+
+
+class Scheduler(EventReader):
+    """A v1 scheduler over HTTP: the event stream is read in the background."""
+
+    def __init__(self, harness: MasterHarness) -> None:
+        super().__init__(harness)
+        self.framework_id = ""
+        self.stream_id = ""
+
+    async def subscribe(
+        self,
+        framework_info: dict[str, Any],
+        *,
+        expect_subscribed: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        info = {"user": "tester", "name": "test-framework", **framework_info}
+        body: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if "id" in info:
+            body["framework_id"] = info["id"]
+        await self.open("/api/v1/scheduler", body, headers or {})
+        assert self.headers is not None
+        self.stream_id = self.headers.get("Mesos-Stream-Id", "")
+        if expect_subscribed:
+            subscribed = await self.next_event("SUBSCRIBED")
+            self.framework_id = subscribed["subscribed"]["framework_id"]["value"]
 
     async def offers(self) -> list[dict[str, Any]]:
         event = await self.next_event("OFFERS")
@@ -402,14 +417,6 @@ class Scheduler:
                 },
             }
         )
-
-    def disconnect(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def wait_closed(self) -> None:
-        with anyio.fail_after(STEP_TIMEOUT_S):
-            await self.closed.wait()
 
 
 def command_task(
