@@ -73,8 +73,8 @@ class MasterHarness:
         await scheduler.subscribe(framework_info)
         return scheduler
 
-    async def get_json(self, path: str, **params: Any) -> Any:
-        response = await self.http.get(path, params=params)
+    async def get_json(self, url_path: str, /, **params: Any) -> Any:
+        response = await self.http.get(url_path, params=params)
         assert response.status_code == 200, response.text
         return response.json()
 
