@@ -20,6 +20,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,6 +42,7 @@ __all__ = [
     "node_csr",
     "save_node_identity",
     "server_ssl_context",
+    "uvicorn_tls_options",
 ]
 
 CA_VALIDITY_DAYS = 3650
@@ -290,6 +292,17 @@ def server_ssl_context(paths: TlsPaths) -> ssl.SSLContext:
     context.load_verify_locations(cafile=paths.ca_cert)
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def uvicorn_tls_options(paths: TlsPaths) -> dict[str, Any]:
+    """`uvicorn.Config` options for a listener that requires member certificates (the
+    same policy as `server_ssl_context`, which uvicorn cannot take as an object)."""
+    return {
+        "ssl_certfile": str(paths.node_cert),
+        "ssl_keyfile": str(paths.node_key),
+        "ssl_ca_certs": str(paths.ca_cert),
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+    }
 
 
 def client_ssl_context(paths: TlsPaths) -> ssl.SSLContext:

@@ -1,0 +1,221 @@
+"""Raft messages between two replicas over HTTPS with mutual TLS, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from mesoslite.raft.messages import (
+    ConfState,
+    Entry,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+)
+from mesoslite.replicated_log.message_codec import encode_messages
+from mesoslite.replicated_log.peer_transport import (
+    CONTENT_TYPE,
+    RAFT_PATH,
+    mount_raft_endpoint,
+    open_peer_transport,
+)
+from mesoslite.replicated_log.tls import (
+    ClusterCa,
+    TlsPaths,
+    client_ssl_context,
+    ensure_cluster_tls,
+    new_node_key,
+    node_csr,
+    save_node_identity,
+    uvicorn_tls_options,
+)
+from mesoslite.wire.routing import Router
+from mesoslite.wire.server import uvicorn_config
+
+pytestmark = pytest.mark.anyio
+
+LOOPBACK = ["127.0.0.1", "localhost"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Reports:
+    """Records what the transport reports to the Raft node."""
+
+    def __init__(self) -> None:
+        self.unreachable: list[int] = []
+        self.snapshots: list[tuple[int, bool]] = []
+        self.changed = anyio.Event()
+
+    def report_unreachable(self, to_id: int) -> None:
+        self.unreachable.append(to_id)
+        self.changed.set()
+
+    def report_snapshot(self, to_id: int, *, failed: bool) -> None:
+        self.snapshots.append((to_id, failed))
+        self.changed.set()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        with anyio.fail_after(10):  # a guard against hanging, not a timing check
+            while not condition():
+                await self.changed.wait()
+                self.changed = anyio.Event()
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the test runner owns signals
+
+
+@contextlib.asynccontextmanager
+async def replica(paths: TlsPaths) -> AsyncIterator[tuple[str, MemoryObjectReceiveStream[Message]]]:
+    """A listener serving the Raft endpoint with the member-only TLS policy; yields its
+    address and the messages it receives."""
+    send, receive = anyio.create_memory_object_stream[Message](1000)
+
+    async def deliver(messages: list[Message]) -> None:
+        for message in messages:
+            await send.send(message)
+
+    router = Router()
+    mount_raft_endpoint(router, deliver)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    server = _QuietServer(
+        uvicorn_config(router, log_level="critical", **uvicorn_tls_options(paths))
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve, [sock])
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield f"127.0.0.1:{port}", receive
+        finally:
+            server.should_exit = True
+    sock.close()
+
+
+def member(cluster: TlsPaths, directory: Path, name: str) -> TlsPaths:
+    paths = TlsPaths(directory)
+    key = new_node_key()
+    ca = ClusterCa.load(cluster)
+    save_node_identity(paths, key, ca.sign_csr(node_csr(key, name, LOOPBACK)), ca.certificate_pem)
+    return paths
+
+
+async def receive_all(stream: MemoryObjectReceiveStream[Message], count: int) -> list[Message]:
+    with anyio.fail_after(10):
+        return [await stream.receive() for _ in range(count)]
+
+
+def appends(count: int) -> list[Message]:
+    return [
+        Message(MessageType.APPEND, 2, 1, 5, 5, index, [Entry(5, index + 1, b"x" * 256)], index)
+        for index in range(count)
+    ]
+
+
+async def test_messages_reach_the_peer_in_order(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    reports = Reports()
+    transport_context = open_peer_transport(client_ssl_context(node_1), reports)
+    async with replica(node_2) as (address, received), transport_context as transport:
+        transport.set_peer(2, address)
+        sent = appends(500)
+        transport.send(sent[:1])  # one alone, then a burst that batches up
+        transport.send(sent[1:])
+        assert await receive_all(received, len(sent)) == sent
+    assert reports.unreachable == []
+
+
+async def test_a_snapshot_is_delivered_and_reported(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    snapshot = Snapshot(SnapshotMetadata(40, 3, ConfState((1, 2))), b"registry" * 10_000)
+    message = Message(MessageType.SNAPSHOT, 2, 1, 3, snapshot=snapshot)
+    reports = Reports()
+    transport_context = open_peer_transport(client_ssl_context(node_1), reports)
+    async with replica(node_2) as (address, received), transport_context as transport:
+        transport.set_peer(2, address)
+        transport.send([message])
+        assert await receive_all(received, 1) == [message]
+        await reports.wait_until(lambda: bool(reports.snapshots))
+    assert reports.snapshots == [(2, False)]
+
+
+async def test_a_node_outside_the_cluster_cannot_deliver(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    stranger = ensure_cluster_tls(tmp_path / "other", "intruder", LOOPBACK)
+    reports = Reports()
+    async with replica(node_1) as (address, received):
+        async with open_peer_transport(client_ssl_context(stranger), reports) as transport:
+            transport.set_peer(1, address)
+            snapshot = Snapshot(SnapshotMetadata(1, 1), b"")
+            transport.send([Message(MessageType.SNAPSHOT, 1, 9, 1, snapshot=snapshot)])
+            await reports.wait_until(lambda: bool(reports.unreachable))
+        assert reports.unreachable[0] == 1
+        assert reports.snapshots[0] == (1, True)
+        assert received.statistics().current_buffer_used == 0
+
+
+async def test_an_unknown_or_removed_peer_is_reported_unreachable(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    reports = Reports()
+    async with open_peer_transport(client_ssl_context(node_1), reports) as transport:
+        transport.send(appends(1))
+        transport.set_peer(2, "127.0.0.1:9")
+        transport.remove_peer(2)
+        transport.send(appends(1))
+        assert reports.unreachable == [2, 2]
+
+
+async def test_a_peer_that_is_down_is_reported_and_retried(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_address = f"127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    reports = Reports()
+    transport_context = open_peer_transport(client_ssl_context(node_1), reports, retry_delay_s=0.01)
+    async with replica(node_2) as (address, received), transport_context as transport:
+        transport.set_peer(2, dead_address)
+        transport.send(appends(1))
+        await reports.wait_until(lambda: bool(reports.unreachable))
+        transport.set_peer(2, address)  # it came back elsewhere
+        message = appends(1)[0]
+        transport.send([message])
+        assert await receive_all(received, 1) == [message]
+
+
+async def test_malformed_bodies_are_refused(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    async with replica(node_2) as (address, received):
+        async with httpx.AsyncClient(verify=client_ssl_context(node_1)) as client:
+            url = f"https://{address}{RAFT_PATH}"
+            headers = {"Content-Type": CONTENT_TYPE}
+            bad = await client.post(url, content=b"\x01garbage", headers=headers)
+            assert bad.status_code == 400
+            good = await client.post(url, content=encode_messages(appends(2)), headers=headers)
+            assert good.status_code == 204
+            assert (await client.get(url)).status_code == 405
+        assert await receive_all(received, 2) == appends(2)
