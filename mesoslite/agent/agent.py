@@ -254,7 +254,7 @@ class Agent:
 
     def _dispatch(self, message: internal_pb2.MasterToAgent, channel: AgentChannel) -> None:
         kind = message.WhichOneof("message")
-        group = self._task_group()
+        group = self.task_group()
         if kind == "run_task":
             self._run_task(message.run_task)
         elif kind == "run_task_group":
@@ -296,7 +296,8 @@ class Agent:
     async def _forward_update(self, update: internal_pb2.StatusUpdate) -> None:
         await self.send_to_master(internal_pb2.AgentToMaster(status_update=update))
 
-    def _task_group(self) -> TaskGroup:
+    def task_group(self) -> TaskGroup:
+        """The agent's own task group (for work that outlives a request)."""
         if self._group is None:
             raise RuntimeError("the agent is not running")
         return self._group
@@ -321,7 +322,7 @@ class Agent:
             return
         framework.info.CopyFrom(info)
         if self._checkpointing(framework) and self.agent_id is not None:
-            self._task_group().start_soon(
+            self.task_group().start_soon(
                 anyio.to_thread.run_sync,
                 checkpoints.write_framework_info,
                 self.layout,
@@ -376,7 +377,7 @@ class Agent:
             ExecutorPhase.TERMINATING,
             ExecutorPhase.TERMINATED,
         ):
-            self._task_group().start_soon(
+            self.task_group().start_soon(
                 self._refuse_task, framework, task, "Executor is terminating"
             )
             return
@@ -394,13 +395,13 @@ class Agent:
             else:
                 executor.queued_tasks[task.task_id.value] = task
         else:
-            self._task_group().start_soon(
+            self.task_group().start_soon(
                 self._refuse_task, framework, task, "A task cannot join a default executor"
             )
             return
         if not created and self._checkpointing(framework):
             # New executors checkpoint their tasks as they start; this one already runs.
-            self._task_group().start_soon(self._checkpoint_task, framework, executor, task)
+            self.task_group().start_soon(self._checkpoint_task, framework, executor, task)
 
     def _run_task_group(self, message: internal_pb2.RunTaskGroup) -> None:
         framework = self._ensure_framework(message.framework_info)
@@ -422,7 +423,7 @@ class Agent:
             ExecutorPhase.TERMINATED,
         ):
             for task in group.tasks:
-                self._task_group().start_soon(
+                self.task_group().start_soon(
                     self._refuse_task, framework, task, "Executor is terminating"
                 )
             return
@@ -445,7 +446,7 @@ class Agent:
             executor.queued_groups.append(group)
         if not created and self._checkpointing(framework):
             for task in group.tasks:
-                self._task_group().start_soon(self._checkpoint_task, framework, executor, task)
+                self.task_group().start_soon(self._checkpoint_task, framework, executor, task)
 
     def _task_record(
         self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
@@ -521,7 +522,7 @@ class Agent:
             )
         else:
             executor.runner = DefaultExecutor(self._executor_context(framework, executor))
-        self._task_group().start_soon(self._run_executor, framework, executor)
+        self.task_group().start_soon(self._run_executor, framework, executor)
         return executor
 
     def _executor_context(self, framework: Framework, executor: Executor) -> ExecutorContext:
@@ -756,13 +757,11 @@ class Agent:
             log.warning("cannot kill unknown task %s", task_id)
             info = mesos_pb2.TaskInfo(name=task_id)
             info.task_id.value = task_id
-            self._task_group().start_soon(
-                self._refuse_task, framework, info, "Cannot find executor"
-            )
+            self.task_group().start_soon(self._refuse_task, framework, info, "Cannot find executor")
             return
         if task_id in executor.terminated_tasks:
             return
-        group = self._task_group()
+        group = self.task_group()
         if task_id in executor.queued_tasks:
             del executor.queued_tasks[task_id]
             group.start_soon(self._killed_during_launch, framework, executor, task_id)

@@ -10,12 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesoslite import MESOS_VERSION
 from mesoslite.agent.durations import format_duration
 
-__all__ = ["DEFAULT_ISOLATION", "MESOS_VERSION", "AgentConfig"]
-
-# The Mesos release whose behaviour we reproduce; clients parse it as dotted integers.
-MESOS_VERSION = "1.12.0"
+__all__ = ["DEFAULT_ISOLATION", "AgentConfig"]
 
 DEFAULT_ISOLATION = "posix/cpu,posix/mem"
 

@@ -285,7 +285,11 @@ async def running_agent(
     port = sock.getsockname()[1] if sock is not None else 5051
     config = test_config(work_dir, port=port, **overrides)
     try:
-        async with MesosContainerizer() as containerizer, anyio.create_task_group() as group:
+        runtime_dir = work_dir / "runtime"
+        async with (
+            MesosContainerizer(runtime_dir=runtime_dir) as containerizer,
+            anyio.create_task_group() as group,
+        ):
             agent = Agent(config, master, containerizer, port=port)
             if sock is not None:
                 group.start_soon(serve_http, agent.router, sock)

@@ -1,0 +1,353 @@
+"""`POST /api/v1` on the agent: the agent operator API (spec section 4.2).
+
+Header rules (`Http::api`): Content-Type JSON or protobuf (400/415), Accept negotiated
+(JSON preferred, else protobuf; 406 otherwise), `Message-Accept` only with a streaming
+Accept (406). Responses are `mesos.v1.agent.Response` in the negotiated type.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mesoslite.agent import files, views
+from mesoslite.agent.containers_api import ContainerCalls
+from mesoslite.agent.metrics import agent_metrics, system_metrics
+from mesoslite.proto import agent_pb2, mesos_pb2
+from mesoslite.wire.http import HttpError, message_response, read_call
+from mesoslite.wire.media import JSON, PROTOBUF, RECORDIO, negotiate
+
+if TYPE_CHECKING:
+    from mesoslite.agent.agent import Agent
+
+__all__ = ["BUILD_DATE", "BUILD_TIME", "BUILD_USER", "OperatorApi", "version_info"]
+
+log = logging.getLogger(__name__)
+
+_Call = agent_pb2.Call
+_Response = agent_pb2.Response
+
+BUILD_DATE = "2024-08-23 00:00:00"
+BUILD_TIME = 1724371200.0
+BUILD_USER = "mesoslite"
+
+# Calls whose member must be present (Mesos' `validation::agent::call::validate`).
+_REQUIRED_MEMBER = {
+    _Call.SET_LOGGING_LEVEL: "set_logging_level",
+    _Call.LIST_FILES: "list_files",
+    _Call.READ_FILE: "read_file",
+    _Call.LAUNCH_NESTED_CONTAINER: "launch_nested_container",
+    _Call.WAIT_NESTED_CONTAINER: "wait_nested_container",
+    _Call.KILL_NESTED_CONTAINER: "kill_nested_container",
+    _Call.REMOVE_NESTED_CONTAINER: "remove_nested_container",
+    _Call.LAUNCH_NESTED_CONTAINER_SESSION: "launch_nested_container_session",
+    _Call.ATTACH_CONTAINER_INPUT: "attach_container_input",
+    _Call.ATTACH_CONTAINER_OUTPUT: "attach_container_output",
+    _Call.LAUNCH_CONTAINER: "launch_container",
+    _Call.WAIT_CONTAINER: "wait_container",
+    _Call.KILL_CONTAINER: "kill_container",
+    _Call.REMOVE_CONTAINER: "remove_container",
+    _Call.ADD_RESOURCE_PROVIDER_CONFIG: "add_resource_provider_config",
+    _Call.UPDATE_RESOURCE_PROVIDER_CONFIG: "update_resource_provider_config",
+    _Call.REMOVE_RESOURCE_PROVIDER_CONFIG: "remove_resource_provider_config",
+    _Call.MARK_RESOURCE_PROVIDER_GONE: "mark_resource_provider_gone",
+    _Call.PRUNE_IMAGES: "prune_images",
+}
+
+_STREAMING_CALLS = frozenset({_Call.LAUNCH_NESTED_CONTAINER_SESSION, _Call.ATTACH_CONTAINER_OUTPUT})
+
+
+def version_info() -> mesos_pb2.VersionInfo:
+    from mesoslite import MESOS_VERSION
+
+    return mesos_pb2.VersionInfo(
+        version=MESOS_VERSION, build_date=BUILD_DATE, build_time=BUILD_TIME, build_user=BUILD_USER
+    )
+
+
+def validate_agent_call(call: agent_pb2.Call) -> str | None:
+    if not call.HasField("type"):
+        return "Expecting 'type' to be present"
+    member = _REQUIRED_MEMBER.get(call.type)
+    if member is not None and not call.HasField(member):  # type: ignore[arg-type]
+        return f"Expecting '{member}' to be present"
+    return None
+
+
+class OperatorApi:
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self.containers = ContainerCalls(agent)
+        self.logging_level = 0
+        self._logging_reset: anyio.CancelScope | None = None
+        self._handlers: dict[
+            int, Callable[[agent_pb2.Call], Awaitable[_Response | Response | None]]
+        ] = {
+            _Call.GET_HEALTH: self._get_health,
+            _Call.GET_FLAGS: self._get_flags,
+            _Call.GET_VERSION: self._get_version,
+            _Call.GET_METRICS: self._get_metrics,
+            _Call.GET_LOGGING_LEVEL: self._get_logging_level,
+            _Call.SET_LOGGING_LEVEL: self._set_logging_level,
+            _Call.LIST_FILES: self._list_files,
+            _Call.READ_FILE: self._read_file,
+            _Call.GET_STATE: self._get_state,
+            _Call.GET_CONTAINERS: self._get_containers,
+            _Call.GET_FRAMEWORKS: self._get_frameworks,
+            _Call.GET_EXECUTORS: self._get_executors,
+            _Call.GET_OPERATIONS: self._get_operations,
+            _Call.GET_TASKS: self._get_tasks,
+            _Call.GET_AGENT: self._get_agent,
+            _Call.GET_RESOURCE_PROVIDERS: self._get_resource_providers,
+            _Call.LAUNCH_CONTAINER: self._launch_container,
+            _Call.LAUNCH_NESTED_CONTAINER: self._launch_nested_container,
+            _Call.WAIT_CONTAINER: self._wait_container,
+            _Call.WAIT_NESTED_CONTAINER: self._wait_nested_container,
+            _Call.KILL_CONTAINER: self._kill_container,
+            _Call.KILL_NESTED_CONTAINER: self._kill_nested_container,
+            _Call.REMOVE_CONTAINER: self._remove_container,
+            _Call.REMOVE_NESTED_CONTAINER: self._remove_nested_container,
+            _Call.ATTACH_CONTAINER_OUTPUT: self._attach_container,
+            _Call.ATTACH_CONTAINER_INPUT: self._attach_container,
+            _Call.PRUNE_IMAGES: self._prune_images,
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        call, _ = await read_call(request, _Call, "agent::Call")
+        error = validate_agent_call(call)
+        if error is not None:
+            raise HttpError(400, f"Failed to validate agent::Call: {error}")
+        accept = request.headers.get("accept")
+        offered = (JSON, PROTOBUF, RECORDIO) if call.type in _STREAMING_CALLS else (JSON, PROTOBUF)
+        content_type = negotiate(accept, offered)
+        if content_type is None:
+            raise HttpError(406, f"Expecting 'Accept' to allow '{JSON}' or '{PROTOBUF}'")
+        if content_type != RECORDIO and "message-accept" in request.headers:
+            raise HttpError(
+                406, "Expecting 'Accept' to allow 'application/recordio' with 'Message-Accept'"
+            )
+        if call.type == _Call.UNKNOWN:
+            raise HttpError(501, "Received 'UNKNOWN' call")
+        handler = self._handlers.get(call.type)
+        if handler is None:
+            name = _Call.Type.Name(call.type)
+            raise HttpError(501, f"'{name}' is not supported by this agent")
+        response = await handler(call)
+        if isinstance(response, Response):
+            return response
+        if response is None:
+            return Response(b"", status_code=200)
+        return message_response(response, JSON if content_type == RECORDIO else content_type)
+
+    # ------------------------------------------------------------------ simple getters
+
+    async def _get_health(self, call: agent_pb2.Call) -> _Response:
+        return _Response(type=_Response.GET_HEALTH, get_health=_Response.GetHealth(healthy=True))
+
+    async def _get_flags(self, call: agent_pb2.Call) -> _Response:
+        flags = [
+            mesos_pb2.Flag(name=name, value=value)
+            for name, value in sorted(self._agent.config.flags().items())
+        ]
+        return _Response(type=_Response.GET_FLAGS, get_flags=_Response.GetFlags(flags=flags))
+
+    async def _get_version(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_VERSION,
+            get_version=_Response.GetVersion(version_info=version_info()),
+        )
+
+    async def _get_metrics(self, call: agent_pb2.Call) -> _Response:
+        values = agent_metrics(self._agent)
+        values.update(await anyio.to_thread.run_sync(system_metrics))
+        metrics = [
+            mesos_pb2.Metric(name=name, value=value) for name, value in sorted(values.items())
+        ]
+        return _Response(
+            type=_Response.GET_METRICS, get_metrics=_Response.GetMetrics(metrics=metrics)
+        )
+
+    async def _get_logging_level(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_LOGGING_LEVEL,
+            get_logging_level=_Response.GetLoggingLevel(level=self.logging_level),
+        )
+
+    async def _set_logging_level(self, call: agent_pb2.Call) -> None:
+        # glog verbosity: any level above 0 means debug logging, for `duration`.
+        request = call.set_logging_level
+        self.logging_level = request.level
+        logger = logging.getLogger("mesoslite")
+        logger.setLevel(logging.DEBUG if request.level > 0 else logging.NOTSET)
+        if self._logging_reset is not None:
+            self._logging_reset.cancel()
+        duration_s = request.duration.nanoseconds / 1e9
+        self._logging_reset = anyio.CancelScope()
+        self._agent.task_group().start_soon(self._reset_logging, self._logging_reset, duration_s)
+
+    async def _reset_logging(self, scope: anyio.CancelScope, duration_s: float) -> None:
+        with scope:
+            await anyio.sleep(duration_s)
+            self.logging_level = 0
+            logging.getLogger("mesoslite").setLevel(logging.NOTSET)
+
+    async def _list_files(self, call: agent_pb2.Call) -> _Response:
+        roots = views.file_roots(self._agent)
+        try:
+            entries = await anyio.to_thread.run_sync(files.browse, roots, call.list_files.path)
+        except files.FilesError as error:
+            raise HttpError(error.status, error.message) from None
+        return _Response(
+            type=_Response.LIST_FILES,
+            list_files=_Response.ListFiles(file_infos=[entry.to_file_info() for entry in entries]),
+        )
+
+    async def _read_file(self, call: agent_pb2.Call) -> _Response:
+        request = call.read_file
+        roots = views.file_roots(self._agent)
+        length = request.length if request.HasField("length") else None
+        try:
+            size, data = await anyio.to_thread.run_sync(
+                files.read, roots, request.path, request.offset, length
+            )
+        except files.FilesError as error:
+            raise HttpError(error.status, error.message) from None
+        return _Response(
+            type=_Response.READ_FILE, read_file=_Response.ReadFile(size=size, data=data)
+        )
+
+    async def _get_state(self, call: agent_pb2.Call) -> _Response:
+        return _Response(type=_Response.GET_STATE, get_state=views.get_state(self._agent))
+
+    async def _get_frameworks(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_FRAMEWORKS, get_frameworks=views.get_frameworks(self._agent)
+        )
+
+    async def _get_executors(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_EXECUTORS, get_executors=views.get_executors(self._agent)
+        )
+
+    async def _get_tasks(self, call: agent_pb2.Call) -> _Response:
+        return _Response(type=_Response.GET_TASKS, get_tasks=views.get_tasks(self._agent))
+
+    async def _get_operations(self, call: agent_pb2.Call) -> _Response:
+        return _Response(type=_Response.GET_OPERATIONS, get_operations=_Response.GetOperations())
+
+    async def _get_agent(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_AGENT,
+            get_agent=_Response.GetAgent(agent_info=self._agent.agent_info),
+        )
+
+    async def _get_resource_providers(self, call: agent_pb2.Call) -> _Response:
+        return _Response(
+            type=_Response.GET_RESOURCE_PROVIDERS,
+            get_resource_providers=_Response.GetResourceProviders(),
+        )
+
+    async def _get_containers(self, call: agent_pb2.Call) -> _Response:
+        show_nested = call.get_containers.show_nested
+        agent = self._agent
+        result = _Response.GetContainers()
+        running = set(agent.containerizer.containers())
+        for framework in agent.frameworks.values():
+            for executor in framework.executors.values():
+                entry = result.containers.add(executor_name=executor.info.name)
+                entry.framework_id.value = framework.id
+                entry.executor_id.CopyFrom(executor.info.executor_id)
+                entry.container_id.value = executor.container_id
+                if executor.container_id in running:
+                    await self._fill_container(entry, executor.container_id)
+                else:
+                    entry.container_status.container_id.value = executor.container_id
+        if show_nested:
+            reported = {entry.container_id.value for entry in result.containers}
+            for container_id in sorted(running - reported):
+                entry = result.containers.add()
+                entry.container_id.value = container_id
+                await self._fill_container(entry, container_id)
+        return _Response(type=_Response.GET_CONTAINERS, get_containers=result)
+
+    async def _fill_container(
+        self, entry: agent_pb2.Response.GetContainers.Container, container_id: str
+    ) -> None:
+        containerizer = self._agent.containerizer
+        try:
+            entry.container_status.CopyFrom(await containerizer.status(container_id))
+            entry.resource_statistics.CopyFrom(await containerizer.usage(container_id))
+        except Exception as exc:  # it ended meanwhile
+            log.debug("no statistics for container %s: %s", container_id, exc)
+        if entry.container_status.container_id.HasField("parent"):
+            entry.container_id.CopyFrom(entry.container_status.container_id)
+        if not entry.resource_statistics.HasField("timestamp"):
+            entry.resource_statistics.timestamp = time.time()
+
+    # ------------------------------------------------------------------ containers
+
+    async def _launch_container(self, call: agent_pb2.Call) -> Response:
+        request = call.launch_container
+        status = await self.containers.launch(
+            request.container_id,
+            request.command if request.HasField("command") else None,
+            request.container if request.HasField("container") else None,
+            list(request.resources),
+        )
+        return Response(b"", status_code=status)
+
+    async def _launch_nested_container(self, call: agent_pb2.Call) -> Response:
+        request = call.launch_nested_container
+        if not request.container_id.HasField("parent"):
+            raise HttpError(400, "Expecting 'container_id.parent' to be present")
+        status = await self.containers.launch(
+            request.container_id,
+            request.command if request.HasField("command") else None,
+            request.container if request.HasField("container") else None,
+            [],
+        )
+        return Response(b"", status_code=status)
+
+    async def _wait_container(self, call: agent_pb2.Call) -> _Response:
+        result = await self.containers.wait(call.wait_container.container_id)
+        return _Response(type=_Response.WAIT_CONTAINER, wait_container=result)
+
+    async def _wait_nested_container(self, call: agent_pb2.Call) -> _Response:
+        result = await self.containers.wait(call.wait_nested_container.container_id)
+        nested = _Response.WaitNestedContainer()
+        nested.ParseFromString(result.SerializeToString())
+        return _Response(type=_Response.WAIT_NESTED_CONTAINER, wait_nested_container=nested)
+
+    async def _kill_container(self, call: agent_pb2.Call) -> None:
+        request = call.kill_container
+        signal_number = request.signal if request.HasField("signal") else None
+        await self.containers.kill(request.container_id, signal_number)
+
+    async def _kill_nested_container(self, call: agent_pb2.Call) -> None:
+        request = call.kill_nested_container
+        signal_number = request.signal if request.HasField("signal") else None
+        await self.containers.kill(request.container_id, signal_number)
+
+    async def _remove_container(self, call: agent_pb2.Call) -> None:
+        await self.containers.remove(call.remove_container.container_id)
+
+    async def _remove_nested_container(self, call: agent_pb2.Call) -> None:
+        await self.containers.remove(call.remove_nested_container.container_id)
+
+    async def _attach_container(self, call: agent_pb2.Call) -> None:
+        if call.type == _Call.ATTACH_CONTAINER_OUTPUT:
+            container_id = call.attach_container_output.container_id.value
+        else:
+            container_id = call.attach_container_input.container_id.value
+        if container_id not in self._agent.containerizer.containers():
+            raise HttpError(404, f"Container {container_id} cannot be found")
+        raise HttpError(500, "I/O switchboard server was disabled for this container")
+
+    async def _prune_images(self, call: agent_pb2.Call) -> None:
+        return None  # no image store to prune yet
