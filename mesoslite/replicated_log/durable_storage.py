@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -30,7 +31,7 @@ from mesoslite.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
-from mesoslite.raft.storage import MemoryStorage
+from mesoslite.raft.storage import MemoryStorage, Storage
 from mesoslite.replicated_log.errors import ReplicatedLogError, WalFailedError
 from mesoslite.replicated_log.snapshot_store import DEFAULT_SNAPSHOTS_KEPT, SnapshotStore
 from mesoslite.replicated_log.wal import DEFAULT_SEGMENT_SIZE_BYTES, RecoveredLog, Wal, WalWrite
@@ -222,6 +223,12 @@ class DurableStorage:
     def _begin_close(self) -> None:
         self._closing = True
         self._wakeup.set()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_storage(storage: DurableStorage) -> Storage:
+        return storage  # mypy checks DurableStorage against the core's Storage protocol
 
 
 @asynccontextmanager
