@@ -52,51 +52,54 @@ async def launch_all(master: str, total: int) -> tuple[float, list[float]]:
     first_accept = 0.0
     done_at = 0.0
     async with SchedulerClient(master, framework, content_type=media.PROTOBUF) as client:
-        async for event in client.subscribe():
-            if event.type == scheduler_pb2.Event.OFFERS:
-                for offer in event.offers.offers:
-                    cpus = sum(r.scalar.value for r in offer.resources if r.name == "cpus")
-                    mem = sum(r.scalar.value for r in offer.resources if r.name == "mem")
-                    fits = int(min(cpus / TASK_CPUS, mem / TASK_MEM_MB))
-                    count = min(fits, total - next_index, 200)
-                    if count <= 0:
-                        await client.decline([offer.id], refuse_seconds=0.0)
-                        continue
-                    tasks = []
-                    for _ in range(count):
-                        task = mesos_pb2.TaskInfo(name=f"t{next_index}")
-                        task.task_id.value = f"t{next_index}"
-                        task.agent_id.CopyFrom(offer.agent_id)
-                        task.command.value = "true"
-                        for name, amount in (("cpus", TASK_CPUS), ("mem", TASK_MEM_MB)):
-                            resource = task.resources.add(name=name, type=mesos_pb2.Value.SCALAR)
-                            resource.scalar.value = amount
-                            resource.allocation_info.role = offer.allocation_info.role
-                        tasks.append(task)
-                        next_index += 1
-                    now = time.perf_counter()
-                    first_accept = first_accept or now
-                    for task in tasks:
-                        accepted_at[task.task_id.value] = now
-                    await client.launch(offer, tasks)
-            elif event.type == scheduler_pb2.Event.UPDATE:
-                status = event.update.status
-                task_id = status.task_id.value
-                if status.state == mesos_pb2.TASK_RUNNING and task_id in accepted_at:
-                    running_latency.append(time.perf_counter() - accepted_at[task_id])
-                await client.acknowledge(status)
-                if status.state == mesos_pb2.TASK_FINISHED:
-                    finished += 1
-                elif status.state in (
-                    mesos_pb2.TASK_FAILED,
-                    mesos_pb2.TASK_LOST,
-                    mesos_pb2.TASK_ERROR,
-                    mesos_pb2.TASK_DROPPED,
-                ):
-                    raise RuntimeError(f"task {task_id} ended {status.state}: {status.message}")
-                if finished == total:
-                    done_at = time.perf_counter()
-                    break
+        async with client.subscription() as events:
+            async for event in events:
+                if event.type == scheduler_pb2.Event.OFFERS:
+                    for offer in event.offers.offers:
+                        cpus = sum(r.scalar.value for r in offer.resources if r.name == "cpus")
+                        mem = sum(r.scalar.value for r in offer.resources if r.name == "mem")
+                        fits = int(min(cpus / TASK_CPUS, mem / TASK_MEM_MB))
+                        count = min(fits, total - next_index, 200)
+                        if count <= 0:
+                            await client.decline([offer.id], refuse_seconds=0.0)
+                            continue
+                        tasks = []
+                        for _ in range(count):
+                            task = mesos_pb2.TaskInfo(name=f"t{next_index}")
+                            task.task_id.value = f"t{next_index}"
+                            task.agent_id.CopyFrom(offer.agent_id)
+                            task.command.value = "true"
+                            for name, amount in (("cpus", TASK_CPUS), ("mem", TASK_MEM_MB)):
+                                resource = task.resources.add(
+                                    name=name, type=mesos_pb2.Value.SCALAR
+                                )
+                                resource.scalar.value = amount
+                                resource.allocation_info.role = offer.allocation_info.role
+                            tasks.append(task)
+                            next_index += 1
+                        now = time.perf_counter()
+                        first_accept = first_accept or now
+                        for task in tasks:
+                            accepted_at[task.task_id.value] = now
+                        await client.launch(offer, tasks)
+                elif event.type == scheduler_pb2.Event.UPDATE:
+                    status = event.update.status
+                    task_id = status.task_id.value
+                    if status.state == mesos_pb2.TASK_RUNNING and task_id in accepted_at:
+                        running_latency.append(time.perf_counter() - accepted_at[task_id])
+                    await client.acknowledge(status)
+                    if status.state == mesos_pb2.TASK_FINISHED:
+                        finished += 1
+                    elif status.state in (
+                        mesos_pb2.TASK_FAILED,
+                        mesos_pb2.TASK_LOST,
+                        mesos_pb2.TASK_ERROR,
+                        mesos_pb2.TASK_DROPPED,
+                    ):
+                        raise RuntimeError(f"task {task_id} ended {status.state}: {status.message}")
+                    if finished == total:
+                        done_at = time.perf_counter()
+                        break
         await client.teardown()
     return total / (done_at - first_accept), running_latency
 

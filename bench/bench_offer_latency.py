@@ -26,10 +26,11 @@ async def follow(
     client: SchedulerClient,
     offers: MemoryObjectSendStream[tuple[SchedulerClient, list[mesos_pb2.OfferID], float]],
 ) -> None:
-    async for event in client.subscribe():
-        if event.type == scheduler_pb2.Event.OFFERS:
-            ids = [offer.id for offer in event.offers.offers]
-            await offers.send((client, ids, time.perf_counter()))
+    async with client.subscription() as events:
+        async for event in events:
+            if event.type == scheduler_pb2.Event.OFFERS:
+                ids = [offer.id for offer in event.offers.offers]
+                await offers.send((client, ids, time.perf_counter()))
 
 
 async def measure(master: str, rounds: int) -> list[float]:

@@ -22,13 +22,19 @@ from mesoslite.agent.agent import Agent
 from mesoslite.agent.config import AgentConfig
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.master import Master
-from mesoslite.runtime.containerizer import create_containerizer
+from mesoslite.runtime.containerizer import MesosContainerizer
+from mesoslite.runtime.isolation import (
+    IsolationContext,
+    default_isolation_flag,
+    isolation_from_flag,
+    launcher_for,
+)
 from mesoslite.transport.channel import InProcessConnector, MasterConnector
 from mesoslite.transport.http import HttpMasterConnector, mount_agent_transport
 from mesoslite.wire.routing import Router
 from mesoslite.wire.server import uvicorn_config
 
-__all__ = ["BindError", "Node", "NodeAddresses", "bind_listener"]
+__all__ = ["BindError", "Node", "NodeAddresses", "bind_listener", "build_containerizer"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,27 @@ def bind_listener(ip: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def build_containerizer(config: AgentConfig) -> MesosContainerizer:
+    """The containerizer for an agent: isolators from `--isolation` (default: the Linux
+    set as root with cgroups, posix otherwise) and, when the filesystem isolator is on,
+    the image provisioner. Images live in the node's data directory (the agent's work
+    directory's parent), shared with `mesoslite image`."""
+    flag = config.isolation or default_isolation_flag()
+    context = IsolationContext(runtime_dir=config.work_dir / "runtime")
+    isolators = isolation_from_flag(flag, context)
+    provisioner = None
+    if any(isolator.name == "filesystem/linux" for isolator in isolators):
+        from mesoslite.runtime.provisioner import Provisioner
+
+        provisioner = Provisioner(config.work_dir.parent)
+    return MesosContainerizer(
+        launcher=launcher_for(isolators, context),
+        isolators=isolators,
+        provisioner=provisioner,
+        runtime_dir=config.work_dir / "containers",
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -127,46 +154,66 @@ class Node:
     ) -> None:
         master_sock, agent_sock = self.bind()
         try:
-            async with anyio.create_task_group() as tg:
-                master_address = None
-                if self._master_config is not None and master_sock is not None:
-                    master = Master(self._master_config)
-                    self.master = master
-                    mount_agent_transport(master.router, master)
-                    await tg.start(master.run)
-                    tg.start_soon(_serve, master.router, master_sock)
-                    master_address = _address(master_sock)
-
-                agent_address = None
-                if self._agent_config is not None and agent_sock is not None:
-                    connector: MasterConnector
-                    if self.master is not None:
-                        connector = InProcessConnector(
-                            self.master, tg, agent_name=_address(agent_sock)
-                        )
-                    else:
-                        assert self._master_address is not None
-                        connector = HttpMasterConnector(self._master_address)
-                    containerizer = create_containerizer(self._agent_config)
-                    agent = Agent(self._agent_config, connector, containerizer)
-                    self.agent = agent
-                    tg.start_soon(_serve, agent.router, agent_sock)
-                    try:
-                        await tg.start(agent.run)
-                    except BaseException:
-                        with anyio.CancelScope(shield=True):
-                            await agent.shutdown()
-                        raise
-                    agent_address = _address(agent_sock)
-
-                task_status.started(NodeAddresses(master=master_address, agent=agent_address))
-                try:
-                    await anyio.sleep_forever()
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if self.agent is not None:
-                            await self.agent.shutdown()
+            async with contextlib.AsyncExitStack() as stack:
+                # The containerizer outlives the task group below (its own task group
+                # must nest outside ours), so it is entered first.
+                containerizer = None
+                if self._agent_config is not None:
+                    containerizer = await stack.enter_async_context(
+                        build_containerizer(self._agent_config)
+                    )
+                await self._run_roles(
+                    master_sock, agent_sock, containerizer, task_status=task_status
+                )
         finally:
             for sock in (master_sock, agent_sock):
                 if sock is not None:
                     sock.close()
+
+    async def _run_roles(
+        self,
+        master_sock: socket.socket | None,
+        agent_sock: socket.socket | None,
+        containerizer: MesosContainerizer | None,
+        *,
+        task_status: TaskStatus[NodeAddresses],
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            master_address = None
+            if self._master_config is not None and master_sock is not None:
+                master = Master(self._master_config)
+                self.master = master
+                mount_agent_transport(master.router, master)
+                await tg.start(master.run)
+                tg.start_soon(_serve, master.router, master_sock)
+                master_address = _address(master_sock)
+
+            agent_address = None
+            if self._agent_config is not None and agent_sock is not None:
+                connector: MasterConnector
+                if self.master is not None:
+                    connector = InProcessConnector(
+                        self.master, tg, agent_name=_address(agent_sock)
+                    )
+                else:
+                    assert self._master_address is not None
+                    connector = HttpMasterConnector(self._master_address)
+                assert containerizer is not None
+                agent = Agent(self._agent_config, connector, containerizer)
+                self.agent = agent
+                tg.start_soon(_serve, agent.router, agent_sock)
+                try:
+                    await tg.start(agent.run)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await agent.shutdown()
+                    raise
+                agent_address = _address(agent_sock)
+
+            task_status.started(NodeAddresses(master=master_address, agent=agent_address))
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if self.agent is not None:
+                        await self.agent.shutdown()

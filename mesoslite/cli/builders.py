@@ -17,7 +17,6 @@ def master_config(ip: str, port: int, hostname: str | None, data_dir: Path) -> M
         ip=ip,
         port=port,
         hostname=hostname or default_hostname(),
-        work_dir=data_dir / "master",
     )
 
 

@@ -121,7 +121,7 @@ def execute(
                 report=lambda line: click.echo(line),
             )
         )
-    except httpx.ConnectError:
+    except httpx.TransportError:
         raise CliError(
             f"cannot reach the master at {master}; is it running? (start one with `mesoslite up`)"
         ) from None

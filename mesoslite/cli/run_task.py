@@ -54,48 +54,54 @@ async def run_task(
 
     async with SchedulerClient(master, framework) as client:
         with anyio.move_on_after(offer_timeout_s) as scope:
-            async for event in client.subscribe():
-                if event.type == scheduler_pb2.Event.SUBSCRIBED:
-                    report(f"Subscribed with framework id {event.subscribed.framework_id.value}")
-                elif event.type == scheduler_pb2.Event.OFFERS:
-                    for offer in event.offers.offers:
-                        if launched or not Resources(list(offer.resources)).contains(wanted):
-                            await client.decline([offer.id])
-                            continue
-                        task = mesos_pb2.TaskInfo(name=name)
-                        task.task_id.value = task_id
-                        task.agent_id.CopyFrom(offer.agent_id)
-                        task.command.value = command
-                        for key, value in environment.items():
-                            variable = task.command.environment.variables.add()
-                            variable.name, variable.value = key, value
-                        for resource in resources:
-                            placed = task.resources.add()
-                            placed.CopyFrom(resource)
-                            placed.allocation_info.role = offer.allocation_info.role
-                        await client.launch(offer, [task])
-                        launched = True
-                        scope.deadline = float("inf")
-                        report(f"Launched task {task_id} on agent {offer.agent_id.value}")
-                elif event.type == scheduler_pb2.Event.UPDATE:
-                    status = event.update.status
-                    state = mesos_pb2.TaskState.Name(status.state)
-                    last = (state, status.message)
-                    line = f"Received status update {state} for task {status.task_id.value}"
-                    report(line + (f": {status.message}" if status.message else ""))
-                    await client.acknowledge(status)
-                    if status.state in _TERMINAL or (
-                        not wait and status.state == mesos_pb2.TASK_RUNNING
-                    ):
+            async with client.subscription() as events:
+                async for event in events:
+                    if event.type == scheduler_pb2.Event.SUBSCRIBED:
+                        report(
+                            f"Subscribed with framework id {event.subscribed.framework_id.value}"
+                        )
+                    elif event.type == scheduler_pb2.Event.OFFERS:
+                        for offer in event.offers.offers:
+                            if launched or not Resources(list(offer.resources)).contains(wanted):
+                                await client.decline([offer.id])
+                                continue
+                            task = mesos_pb2.TaskInfo(name=name)
+                            task.task_id.value = task_id
+                            task.agent_id.CopyFrom(offer.agent_id)
+                            task.command.value = command
+                            for key, value in environment.items():
+                                variable = task.command.environment.variables.add()
+                                variable.name, variable.value = key, value
+                            for resource in resources:
+                                placed = task.resources.add()
+                                placed.CopyFrom(resource)
+                                placed.allocation_info.role = offer.allocation_info.role
+                            await client.launch(offer, [task])
+                            launched = True
+                            scope.deadline = float("inf")
+                            report(f"Launched task {task_id} on agent {offer.agent_id.value}")
+                    elif event.type == scheduler_pb2.Event.UPDATE:
+                        status = event.update.status
+                        state = mesos_pb2.TaskState.Name(status.state)
+                        last = (state, status.message)
+                        line = f"Received status update {state} for task {status.task_id.value}"
+                        report(line + (f": {status.message}" if status.message else ""))
+                        await client.acknowledge(status)
+                        if status.state in _TERMINAL or (
+                            not wait and status.state == mesos_pb2.TASK_RUNNING
+                        ):
+                            break
+                    elif event.type == scheduler_pb2.Event.ERROR:
+                        report(f"Error from the master: {event.error.message}")
+                        last = ("ERROR", event.error.message)
                         break
-                elif event.type == scheduler_pb2.Event.ERROR:
-                    report(f"Error from the master: {event.error.message}")
-                    last = ("ERROR", event.error.message)
-                    break
+                # Still subscribed: a framework whose task has ended leaves at once;
+                # one whose task runs on stays registered (failover timeout above).
+                if last[0] != "ERROR" and (wait or last[0] != "TASK_RUNNING"):
+                    with anyio.CancelScope(shield=True):
+                        await client.teardown()
         if scope.cancelled_caught:
             raise TimeoutError(
                 f"no offer that fits the task arrived within {offer_timeout_s:.0f} s"
             )
-        if wait or last[0] not in ("TASK_RUNNING", "TASK_STARTING"):
-            await client.teardown()
     return last

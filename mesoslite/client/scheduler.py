@@ -7,6 +7,8 @@ Mesos-Stream-Id rules and the 307 redirect of a non-leading master.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Self
@@ -32,11 +34,36 @@ def _base_url(master: str) -> str:
     return master if "://" in master else f"http://{master}"
 
 
+class _EventIterator:
+    """Events of one subscription, decoded from the RecordIO stream."""
+
+    def __init__(self, client: SchedulerClient, response: httpx.Response) -> None:
+        self._client = client
+        self._chunks = response.aiter_raw()
+        self._decoder = recordio.RecordIODecoder()
+        self._pending: collections.deque[bytes] = collections.deque()
+
+    def __aiter__(self) -> _EventIterator:
+        return self
+
+    async def __anext__(self) -> scheduler_pb2.Event:
+        while not self._pending:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                raise StopAsyncIteration from None
+            self._pending.extend(self._decoder.feed(chunk))
+        event = self._client._decode_event(self._pending.popleft())
+        if event.type == scheduler_pb2.Event.SUBSCRIBED:
+            self._client.framework_info.id.CopyFrom(event.subscribed.framework_id)
+        return event
+
+
 class SchedulerClient:
     """One framework's connection to the master.
 
-    `subscribe()` opens the event stream and yields events; `call()` sends any other
-    call on a separate connection, carrying the stream id.
+    `subscription()` opens the event stream; `call()` sends any other call on a
+    separate connection, carrying the stream id.
     """
 
     def __init__(
@@ -79,9 +106,11 @@ class SchedulerClient:
     def _encode(self, call: scheduler_pb2.Call) -> bytes:
         return media.encode_message(call, self.content_type)
 
-    async def subscribe(self) -> AsyncIterator[scheduler_pb2.Event]:
-        """Subscribe (or re-subscribe, if the framework already has an id) and yield
-        events until the stream ends."""
+    @contextlib.asynccontextmanager
+    async def subscription(self) -> AsyncIterator[AsyncIterator[scheduler_pb2.Event]]:
+        """Subscribe (or re-subscribe, if the framework already has an id); inside the
+        block, iterate the events until the stream ends. Leaving the block closes the
+        stream (the framework disconnects)."""
         call = scheduler_pb2.Call(type=scheduler_pb2.Call.SUBSCRIBE)
         call.subscribe.framework_info.CopyFrom(self.framework_info)
         if self.framework_id is not None:
@@ -97,13 +126,7 @@ class SchedulerClient:
                 body = (await response.aread()).decode("utf-8", "replace")
                 raise SchedulerError(response.status_code, body)
             self.stream_id = response.headers.get("mesos-stream-id")
-            decoder = recordio.RecordIODecoder()
-            async for chunk in response.aiter_raw():
-                for record in decoder.feed(chunk):
-                    event = self._decode_event(record)
-                    if event.type == scheduler_pb2.Event.SUBSCRIBED:
-                        self.framework_info.id.CopyFrom(event.subscribed.framework_id)
-                    yield event
+            yield _EventIterator(self, response)
 
     def _decode_event(self, record: bytes) -> scheduler_pb2.Event:
         if self.content_type == media.PROTOBUF:
