@@ -30,6 +30,10 @@ class Config:
     max_inflight_bytes: int = 0  # 0: unlimited
     # Committed entries handed out per Ready (at least one entry); None: unlimited.
     max_apply_batch_bytes: int | None = 64 << 20
+    # A leader refuses proposals while its own uncommitted entries hold this many bytes
+    # (counted as `entry_size_bytes`; one proposal is always let through), so that it cannot run arbitrarily far
+    # ahead of what its followers can take. None: unlimited.
+    max_uncommitted_bytes: int | None = None
     # Campaign with a pre-vote first: a node cut off from the majority does not raise its
     # term, so it cannot depose a healthy leader when it comes back.
     pre_vote: bool = True
@@ -50,5 +54,7 @@ class Config:
             raise ValueError("max_msg_size_bytes must be positive")
         if self.max_inflight_bytes < 0:
             raise ValueError("max_inflight_bytes must not be negative")
+        if self.max_uncommitted_bytes is not None and self.max_uncommitted_bytes <= 0:
+            raise ValueError("max_uncommitted_bytes must be positive (or None)")
         if self.applied_index < 0:
             raise ValueError("applied_index must not be negative")

@@ -97,6 +97,7 @@ class RaftCore:
         "leader_id",
         "log",
         "max_msg_size_bytes",
+        "max_uncommitted_bytes",
         "messages",
         "pending_conf_index",
         "pending_read_index_messages",
@@ -107,6 +108,7 @@ class RaftCore:
         "role",
         "term",
         "tracker",
+        "uncommitted_bytes",
         "vote",
     )
 
@@ -118,6 +120,9 @@ class RaftCore:
         self.check_quorum = config.check_quorum
         self.pre_vote = config.pre_vote
         self.max_msg_size_bytes = config.max_msg_size_bytes
+        self.max_uncommitted_bytes = config.max_uncommitted_bytes
+        # Entry bytes this leader appended that are not yet handed out as committed.
+        self.uncommitted_bytes = 0
         self._rng = config.rng
         self.log = RaftLog(config.storage, config.max_apply_batch_bytes)
         self.tracker = ProgressTracker(config.max_inflight_msgs, config.max_inflight_bytes)
@@ -196,6 +201,7 @@ class RaftCore:
         for node_id, progress in self.tracker.progress.items():
             progress.reset(last_index + 1, last_index if node_id == self.id else 0)
         self.pending_conf_index = 0
+        self.uncommitted_bytes = 0
         self.read_only = ReadOnly()
         self.pending_read_index_messages = []
         self._broadcast_queued = False
@@ -588,7 +594,7 @@ class RaftCore:
                 progress.become_probe()
                 progress.become_replicate()
         else:
-            progress.inflights.free_le(m.index)
+            progress.acknowledged_up_to(m.index)
         if self._maybe_commit():
             self._broadcast_queued = True  # followers learn the new commit index
         else:
@@ -718,9 +724,12 @@ class RaftCore:
             return False
         log = self.log
         prev_index = progress.next - 1
+        entries: list[Entry] = []
         try:
             prev_term = log.term(prev_index)
-            entries = log.entries_from(progress.next, self.max_msg_size_bytes)
+            # With a full window only an empty append goes out (see Progress.is_paused).
+            if progress.state is not _REPLICATE or not progress.inflights.full():
+                entries = log.entries_from(progress.next, self.max_msg_size_bytes)
         except CompactedError:
             return self._maybe_send_snapshot(to_id, progress)
         if not entries and not allow_empty:
@@ -737,18 +746,15 @@ class RaftCore:
                 commit=log.committed,
             )
         )
-        if progress.state is _REPLICATE:
-            if entries:
-                last_index = entries[-1].index
-                progress.next = last_index + 1
-                size_bytes = (
-                    sum(entry_size_bytes(entry) for entry in entries)
-                    if self.tracker.max_inflight_bytes
-                    else 0
-                )
-                progress.inflights.add(last_index, size_bytes)
-        elif progress.state is _PROBE:
-            progress.msg_app_flow_paused = True
+        if entries:
+            size_bytes = (
+                sum(entry_size_bytes(entry) for entry in entries)
+                if self.tracker.max_inflight_bytes
+                else 0
+            )
+            progress.sent_append(entries[-1].index, size_bytes)
+        else:
+            progress.sent_append(None, 0)
         return True
 
     def _maybe_send_snapshot(self, to_id: int, progress: Progress) -> bool:
@@ -793,24 +799,40 @@ class RaftCore:
         if self.lead_transferee != NO_NODE:
             raise ProposalDroppedError("leadership transfer in progress")
 
+    def _reserve_uncommitted(self, size_bytes: int) -> None:
+        limit = self.max_uncommitted_bytes
+        if limit is not None and self.uncommitted_bytes > 0 and (
+            self.uncommitted_bytes + size_bytes > limit
+        ):
+            raise ProposalDroppedError(
+                f"{self.uncommitted_bytes} bytes are uncommitted (limit {limit}); retry later"
+            )
+        self.uncommitted_bytes += size_bytes
+
+    def release_uncommitted(self, size_bytes: int) -> None:
+        """Entries of this many bytes (`entry_size_bytes`) were handed out for applying."""
+        self.uncommitted_bytes = max(0, self.uncommitted_bytes - size_bytes)
+
     def propose(self, data: bytes) -> int:
         """Append `data` to the log; returns its index. Committed once a majority has it.
 
-        :raises ProposalDroppedError: not the leader, or a transfer is in progress.
+        :raises ProposalDroppedError: not the leader, a transfer is in progress, or too
+            much is uncommitted.
         """
         self._check_can_propose()
-        index = self.log.last_index() + 1
-        self._append_entries([Entry(self.term, index, data)])
-        return index
+        entry = Entry(self.term, self.log.last_index() + 1, data)
+        self._reserve_uncommitted(entry_size_bytes(entry))
+        self._append_entries([entry])
+        return entry.index
 
     def propose_batch(self, batch: list[bytes]) -> int:
         """Append several entries at once; returns the index of the last one."""
         self._check_can_propose()
         first_index = self.log.last_index() + 1
         term = self.term
-        self._append_entries(
-            [Entry(term, first_index + offset, data) for offset, data in enumerate(batch)]
-        )
+        entries = [Entry(term, first_index + offset, data) for offset, data in enumerate(batch)]
+        self._reserve_uncommitted(sum(entry_size_bytes(entry) for entry in entries))
+        self._append_entries(entries)
         return first_index + len(batch) - 1
 
     def propose_conf_change(self, change: ConfChange) -> int:
@@ -835,8 +857,10 @@ class RaftCore:
                     f"learner {node_id} holds {match} of {self.log.committed} committed "
                     "entries; promote it once it has caught up"
                 )
-        index = self.log.last_index() + 1
-        self._append_entries([Entry(self.term, index, change.encode(), EntryType.CONF_CHANGE)])
+        entry = Entry(self.term, self.log.last_index() + 1, change.encode(), EntryType.CONF_CHANGE)
+        self._reserve_uncommitted(entry_size_bytes(entry))
+        index = entry.index
+        self._append_entries([entry])
         self.pending_conf_index = index
         return index
 

@@ -24,6 +24,7 @@ from mesoslite.raft.messages import (
     Message,
     SoftState,
     StateRole,
+    entry_size_bytes,
 )
 from mesoslite.raft.ready import Ready
 from mesoslite.raft.status import FollowerStatus, Status
@@ -150,9 +151,14 @@ class RawNode:
             last = ready.entries[-1]
             log.stable_to(last.index, last.term)
         if ready.committed_entries:
+            core = self._core
+            released_bytes = 0
             for entry in ready.committed_entries:
+                released_bytes += entry_size_bytes(entry)
                 if entry.type is _CONF_CHANGE:
-                    self._core.apply_conf_change(ConfChange.decode(entry.data))
+                    core.apply_conf_change(ConfChange.decode(entry.data))
+            if core.uncommitted_bytes:
+                core.release_uncommitted(released_bytes)
             log.applied_to(ready.committed_entries[-1].index)
         elif ready.snapshot is not None:
             log.applied_to(ready.snapshot.metadata.index)

@@ -82,7 +82,8 @@ class Progress:
         self.match = match
         self.next = next_index
         self.state = ProgressState.PROBE
-        # In PROBE: one append is in flight; wait for its answer or a heartbeat answer.
+        # PROBE: an append is in flight. REPLICATE: the inflight window is full. Either way
+        # wait for an answer to it, or to the next heartbeat.
         self.msg_app_flow_paused = False
         self.pending_snapshot = 0
         # Heard from since the last check-quorum round (new peers start active).
@@ -145,12 +146,28 @@ class Progress:
         self.msg_app_flow_paused = False
         return True
 
-    def is_paused(self) -> bool:
-        if self.state is ProgressState.PROBE:
-            return self.msg_app_flow_paused
+    def sent_append(self, last_index: int | None, size_bytes: int) -> None:
+        """An append went out; `last_index` is that of its last entry (None: empty)."""
         if self.state is ProgressState.REPLICATE:
-            return self.inflights.full()
-        return True
+            if last_index is not None:
+                self.next = last_index + 1
+                self.inflights.add(last_index, size_bytes)
+            self.msg_app_flow_paused = self.inflights.full()
+        elif self.state is ProgressState.PROBE:
+            self.msg_app_flow_paused = True
+
+    def acknowledged_up_to(self, index: int) -> None:
+        """In REPLICATE: the follower holds everything up to `index`."""
+        self.inflights.free_le(index)
+        self.msg_app_flow_paused = self.inflights.full()
+
+    def is_paused(self) -> bool:
+        """Whether the leader should hold back appends. In REPLICATE with a full window a
+        heartbeat answer unpauses the flow for one empty append: if every message in the
+        window was lost, that append is what gets the follower to answer again."""
+        if self.state is ProgressState.SNAPSHOT:
+            return True
+        return self.msg_app_flow_paused
 
     def reset(self, next_index: int, match: int) -> None:
         """Forget everything learned in an earlier term."""

@@ -77,8 +77,21 @@ def test_leaving_snapshot_state_probes_after_the_snapshot() -> None:
 def test_the_replicate_window_pauses_when_full() -> None:
     progress = _progress(next_index=3, match=2, capacity=2)
     progress.become_replicate()
-    progress.inflights.add(5, 0)
-    progress.inflights.add(7, 0)
-    assert progress.is_paused()
-    progress.inflights.free_le(5)
+    progress.sent_append(5, 0)
     assert not progress.is_paused()
+    assert progress.next == 6  # optimistic: next moves on before any answer
+    progress.sent_append(7, 0)
+    assert progress.is_paused()
+    progress.acknowledged_up_to(5)
+    assert not progress.is_paused()
+
+
+def test_a_heartbeat_answer_lets_one_empty_append_through_a_full_window() -> None:
+    progress = _progress(next_index=3, match=2, capacity=1)
+    progress.become_replicate()
+    progress.sent_append(9, 0)
+    assert progress.is_paused()
+    progress.msg_app_flow_paused = False  # what the leader does on a heartbeat answer
+    assert not progress.is_paused()
+    progress.sent_append(None, 0)  # the empty append
+    assert progress.is_paused()

@@ -163,3 +163,31 @@ def test_duplicated_and_reordered_appends_do_not_corrupt_the_follower_log() -> N
     cluster.stabilize()
     assert cluster.log_entries(2) == cluster.log_entries(1)
     assert cluster.applied_data(2) == [b"d0", b"d1", b"d2", b"d3"]
+
+
+def test_a_full_window_whose_appends_were_all_lost_recovers_on_a_heartbeat() -> None:
+    cluster = Cluster(voters=(1, 2, 3), max_inflight_msgs=2)
+    leader = cluster.elect(1)
+    cluster.drop(lambda m: m.type is MessageType.APPEND and m.to_id == 3)
+    for i in range(4):
+        leader.propose(f"lost{i}".encode())
+        cluster.stabilize()
+    assert leader.status().progress[3].match < leader.committed_index
+    cluster.heal()
+    cluster.tick([1], ticks=3)
+    assert cluster.applied_data(3) == [f"lost{i}".encode() for i in range(4)]
+
+
+def test_a_leader_refuses_proposals_beyond_its_uncommitted_budget() -> None:
+    cluster = Cluster(voters=(1, 2, 3), max_uncommitted_bytes=100)
+    leader = cluster.elect(1)
+    cluster.isolate(1)
+    leader.propose(bytes(150))  # one proposal always goes through
+    with pytest.raises(ProposalDroppedError, match="uncommitted"):
+        leader.propose(b"x")
+    cluster.heal()
+    cluster.tick([1], ticks=1)
+    leader.propose(bytes(40))  # committed and applied: the budget is free again
+    leader.propose(bytes(20))  # 56 + 36 bytes with framing
+    with pytest.raises(ProposalDroppedError):
+        leader.propose_batch([b"a", b"b"])
