@@ -56,7 +56,7 @@ class LaunchInfo:
 
     environment: dict[str, str] = field(default_factory=dict)
     # Files the process writes its pid into before exec (cgroup.procs / tasks).
-    cgroup_procs_files: list[Path] = field(default_factory=list)
+    cgroup_join_files: list[Path] = field(default_factory=list)
     # Root filesystem to pivot into (None: the host's).
     rootfs: Path | None = None
     mounts: list[Mount] = field(default_factory=list)
@@ -70,7 +70,7 @@ class LaunchInfo:
 
     def merge(self, other: LaunchInfo) -> None:
         self.environment.update(other.environment)
-        self.cgroup_procs_files.extend(other.cgroup_procs_files)
+        self.cgroup_join_files.extend(other.cgroup_join_files)
         self.rootfs = other.rootfs if other.rootfs is not None else self.rootfs
         self.mounts.extend(other.mounts)
         self.namespaces |= other.namespaces

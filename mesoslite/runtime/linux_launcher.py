@@ -86,7 +86,7 @@ class ChildPlan:
     environment: dict[str, str]
     stdout_path: Path
     stderr_path: Path
-    cgroup_procs_files: list[Path]
+    cgroup_join_files: list[Path]
     # CLONE_NEW* flags the child unshares itself (the pid namespace is the parent's job).
     namespaces: int
     new_pid_namespace: bool
@@ -120,7 +120,7 @@ def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> 
         environment=request.environment,
         stdout_path=stdout_path,
         stderr_path=stderr_path,
-        cgroup_procs_files=list(info.cgroup_procs_files),
+        cgroup_join_files=list(info.cgroup_join_files),
         namespaces=namespaces & ~sys_.CLONE_NEWPID,
         new_pid_namespace=bool(namespaces & sys_.CLONE_NEWPID),
         rootfs=rootfs,
@@ -173,7 +173,7 @@ def _child_setup(plan: ChildPlan) -> None:
     for number in _HIDDEN_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    for procs_file in plan.cgroup_procs_files:
+    for procs_file in plan.cgroup_join_files:
         # "0" is the writer itself: our pid here would be 1 (of our own namespace).
         procs_file.write_text("0")
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -312,9 +312,9 @@ class LinuxLauncher:
             cgroups, controller = self._cgroups, self._tracking
             cgroup = self._cgroup(request.container_id)
             await anyio.to_thread.run_sync(cgroups.create, cgroup, [controller])
-            tracking_files = cgroups.procs_files(cgroup, [controller])
-            extra = [f for f in tracking_files if f not in plan.cgroup_procs_files]
-            plan = _with_procs_files(plan, plan.cgroup_procs_files + extra)
+            tracking_files = cgroups.join_files(cgroup, [controller])
+            extra = [f for f in tracking_files if f not in plan.cgroup_join_files]
+            plan = _with_join_files(plan, plan.cgroup_join_files + extra)
         if request.supervisor is not None:
             return await request.supervisor.launch_linux(request.container_id, plan)
         return await self._fork(plan)
@@ -381,7 +381,7 @@ class LinuxLauncher:
         await anyio.to_thread.run_sync(kill_and_remove)
 
 
-def _with_procs_files(plan: ChildPlan, files: list[Path]) -> ChildPlan:
+def _with_join_files(plan: ChildPlan, files: list[Path]) -> ChildPlan:
     from dataclasses import replace
 
-    return replace(plan, cgroup_procs_files=files)
+    return replace(plan, cgroup_join_files=files)

@@ -1,22 +1,35 @@
 """The seam to the image provisioner: an image in, a root filesystem directory out.
 
-`mesoslite.runtime.provisioner.Provisioner` implements it; the containerizer only
-needs these three calls.
+`mesoslite.runtime.provisioner.Provisioner` implements it (its ProvisionInfo has the
+two attributes the containerizer reads); the containerizer only needs these calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Protocol
 
 from mesoslite.proto import mesos_pb2
-from mesoslite.runtime.provisioner.provisioner import ProvisionInfo
+from mesoslite.runtime.provisioner.image_config import ImageConfig
 
-__all__ = ["ImageProvisioner", "ProvisionInfo"]
+__all__ = ["ImageProvisioner", "ProvisionedImage"]
+
+
+class ProvisionedImage(Protocol):
+    @property
+    def rootfs(self) -> Path:
+        """The container's root filesystem on the host."""
+        ...
+
+    @property
+    def config(self) -> ImageConfig:
+        """The image's runtime defaults (Entrypoint, Cmd, Env, WorkingDir, User)."""
+        ...
 
 
 class ImageProvisioner(Protocol):
-    async def provision(self, container_id: str, image: mesos_pb2.Image) -> ProvisionInfo:
+    async def provision(self, container_id: str, image: mesos_pb2.Image) -> ProvisionedImage:
         """Make the image's root filesystem for this container."""
         ...
 

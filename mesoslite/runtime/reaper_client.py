@@ -90,6 +90,7 @@ class ReaperClient:
         self._pending: dict[str, tuple[anyio.Event, list[tuple[Any, ...]]]] = {}
         self._watched: dict[str, SupervisedProcess] = {}
         self._send_lock = anyio.Lock()
+        self._start_lock = anyio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -99,6 +100,11 @@ class ReaperClient:
         """Connect to the running reaper, or start one and connect."""
         if self._socket is not None:
             return
+        async with self._start_lock:
+            if self._socket is None:
+                await self._start(task_group)
+
+    async def _start(self, task_group: TaskGroup) -> None:
         connection = self._try_connect()
         if connection is None:
             self._spawn_reaper(task_group)

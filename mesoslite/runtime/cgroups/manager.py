@@ -33,8 +33,8 @@ class CgroupManager(Protocol):
         """Make the cgroup in every hierarchy that holds one of `controllers`."""
         ...
 
-    def procs_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
-        """The cgroup.procs files a process writes "0" into to join."""
+    def join_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
+        """The files a single-threaded process writes "0" into to join the cgroup."""
         ...
 
     def pids(self, cgroup: str, controller: str) -> list[int]:

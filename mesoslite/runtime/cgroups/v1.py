@@ -51,8 +51,12 @@ class CgroupsV1Manager:
         for directory in self._directories(cgroup, controllers):
             directory.mkdir(parents=True, exist_ok=True)
 
-    def procs_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
-        return [d / "cgroup.procs" for d in self._directories(cgroup, controllers)]
+    def join_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
+        # `tasks`, not `cgroup.procs`: moving a whole thread group takes the cgroup
+        # threadgroup rwsem for writing, an RCU grace period per write (measured: 8-14 ms
+        # for six hierarchies, against 0.6 ms through `tasks`). The joiner is a freshly
+        # forked, single-threaded child, so moving its one thread moves the process.
+        return [d / "tasks" for d in self._directories(cgroup, controllers)]
 
     def pids(self, cgroup: str, controller: str) -> list[int]:
         try:

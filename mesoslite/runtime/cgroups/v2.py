@@ -55,7 +55,7 @@ class CgroupsV2Manager:
             parent.mkdir(exist_ok=True)
         assert parent == directory
 
-    def procs_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
+    def join_files(self, cgroup: str, controllers: Iterable[str]) -> list[Path]:
         return [self._root / cgroup / "cgroup.procs"]
 
     def pids(self, cgroup: str, controller: str) -> list[int]:

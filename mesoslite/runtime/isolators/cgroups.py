@@ -2,7 +2,7 @@
 
 Each container gets "<root name>/<container id>" in the hierarchies of its controllers
 (v1, hybrid) or one directory of the unified hierarchy (v2). prepare() creates it and
-hands the launcher the cgroup.procs files to join before exec; cleanup() removes it.
+hands the launcher the files to write to join it before exec; cleanup() removes it.
 All cgroupfs access runs in worker threads.
 
 cgroups/devices is v1 only (hybrid included): v2 controls devices with an eBPF program
@@ -106,7 +106,7 @@ class _CgroupsIsolator(IsolatorBase):
 
         await self._run(create)
         self._known[container_id] = limits
-        return LaunchInfo(cgroup_procs_files=self._cgroups.procs_files(cgroup, controllers))
+        return LaunchInfo(cgroup_join_files=self._cgroups.join_files(cgroup, controllers))
 
     async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
         if container_id not in self._known:

@@ -77,10 +77,10 @@ def test_v1_manager_creates_co_mounted_directories_once(tmp_path: Path) -> None:
     manager = CgroupsV1Manager(layout)
     manager.create("mesoslite/c1", ["cpu", "cpuacct", "memory"])
     assert (tmp_path / "cpu,cpuacct" / "mesoslite" / "c1").is_dir()
-    files = manager.procs_files("mesoslite/c1", ["cpu", "cpuacct", "memory"])
+    files = manager.join_files("mesoslite/c1", ["cpu", "cpuacct", "memory"])
     assert files == [
-        tmp_path / "cpu,cpuacct" / "mesoslite" / "c1" / "cgroup.procs",
-        tmp_path / "memory" / "mesoslite" / "c1" / "cgroup.procs",
+        tmp_path / "cpu,cpuacct" / "mesoslite" / "c1" / "tasks",
+        tmp_path / "memory" / "mesoslite" / "c1" / "tasks",
     ]
     manager.write("mesoslite/c1", "memory", "memory.limit_in_bytes", "1024")
     assert manager.read("mesoslite/c1", "memory", "memory.limit_in_bytes") == "1024"
@@ -104,7 +104,7 @@ def test_v2_manager_enables_controllers_down_the_tree(tmp_path: Path) -> None:
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert (tmp_path / "mesoslite" / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert (tmp_path / "mesoslite" / "c1").is_dir()
-    assert manager.procs_files("mesoslite/c1", ["memory"]) == [
+    assert manager.join_files("mesoslite/c1", ["memory"]) == [
         tmp_path / "mesoslite" / "c1" / "cgroup.procs"
     ]
 

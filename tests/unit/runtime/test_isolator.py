@@ -28,11 +28,11 @@ def test_table_refuses_an_isolator_twice() -> None:
 def test_launch_infos_merge_in_order() -> None:
     merged = LaunchInfo(environment={"A": "1", "B": "1"}, namespaces=1)
     merged.merge(LaunchInfo(environment={"B": "2"}, namespaces=4, rootfs=Path("/r"),
-                            cgroup_procs_files=[Path("/c")], mounts=[Mount("/x")]))
+                            cgroup_join_files=[Path("/c")], mounts=[Mount("/x")]))
     merged.merge(LaunchInfo(hostname="h", working_directory="/w"))
     assert merged.environment == {"A": "1", "B": "2"}
     assert merged.namespaces == 5
     assert merged.rootfs == Path("/r")
-    assert merged.cgroup_procs_files == [Path("/c")]
+    assert merged.cgroup_join_files == [Path("/c")]
     assert merged.mounts == [Mount("/x")]
     assert (merged.hostname, merged.working_directory) == ("h", "/w")
