@@ -37,6 +37,7 @@ from mesoslite.runtime.launcher import Launcher, PosixLauncher
 from mesoslite.runtime.linux_launcher import LinuxLauncher
 
 __all__ = [
+    "DEFAULT_MAX_PROCESSES",
     "KNOWN_ISOLATORS",
     "LINUX_ISOLATION",
     "POSIX_ISOLATION",

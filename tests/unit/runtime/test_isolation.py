@@ -104,3 +104,24 @@ def test_volume_isolators_map_relative_paths_into_the_sandbox(tmp_path: Path) ->
         Mount(f"{tmp_path}/cache", source=tmp_path / "data" / "cache", read_only=True)
     ]
     assert (tmp_path / "data" / "cache").is_dir()
+
+
+async def _run_true(tmp_path: Path) -> int | None:
+    from mesoslite.runtime.api import ContainerConfig
+    from mesoslite.runtime.assembly import build_containerizer
+
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    containerizer = build_containerizer(tmp_path / "runtime", isolation=POSIX_ISOLATION)
+    async with containerizer:
+        await containerizer.launch("c", ContainerConfig(
+            command=mesos_pb2.CommandInfo(value="exit 4"), sandbox=sandbox, environment={}
+        ))
+        return (await containerizer.wait("c")).wait_status
+
+
+def test_build_containerizer_from_a_flag(tmp_path: Path) -> None:
+    import anyio
+
+    status = anyio.run(_run_true, tmp_path)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 4
