@@ -31,7 +31,12 @@ from .agent_state import AgentState
 from .allocation import Allocation, PassStats
 from .config import AllocatorConfig
 from .framework_state import FrameworkState, ResourceCapabilities
-from .min_allocatable import OfferFilterInput, is_allocatable, min_allocatable_by_role
+from .min_allocatable import (
+    MinAllocatable,
+    OfferFilterInput,
+    is_allocatable,
+    min_allocatable_by_role,
+)
 from .quota import ConsumptionLedger, Quota, QuotaBook
 from .refusals import RefusalFilters, refusal_duration_seconds
 from .sorter import ClusterTotals, FairShareSorter, RoleSorter
@@ -48,6 +53,14 @@ class AllocatorError(ValueError):
 
 def _milli(resources: Resources) -> dict[str, int]:
     return {name: round(value * 1000) for name, value in resources.scalars().items()}
+
+
+def _judge(
+    capabilities: ResourceCapabilities, available: Resources, minimum: MinAllocatable
+) -> Resources | None:
+    """What a framework with these capabilities would be offered, if it is big enough."""
+    chunk = capabilities.receivable(available)
+    return chunk if is_allocatable(chunk, minimum) else None
 
 
 def _unreserved_free(agent: AgentState) -> dict[str, int]:
@@ -437,25 +450,34 @@ class Allocator:
         if available.is_empty():
             return None
         gpu_only = self._config.filter_gpu_resources and agent.has_gpus
-        # Frameworks mostly share capabilities and minimums: judge each combination once.
-        chunks: dict[tuple[ResourceCapabilities, int], Resources | None] = {}
+        default_minimum = self._config.min_allocatable
+        is_filtered = self._refusals.is_filtered
+        agent_id = agent.agent_id
+        # Frameworks mostly share capabilities and minimums: judge each combination once
+        # (None: nothing it may receive is big enough).
+        judged: dict[ResourceCapabilities, Resources | None] = {}
+        judged_with_own_minimum: dict[tuple[ResourceCapabilities, int], Resources | None] = {}
         for framework in candidates:
             if gpu_only and not framework.accepts_gpu_agents:
                 continue
             capabilities = framework.resource_capabilities
-            minimum = framework.min_allocatable_by_role.get(role, self._config.min_allocatable)
-            verdict_key = (capabilities, id(minimum))
-            if verdict_key in chunks:
-                chunk = chunks[verdict_key]
+            minimum = framework.min_allocatable_by_role.get(role, default_minimum)
+            if minimum is default_minimum:
+                if capabilities in judged:
+                    chunk = judged[capabilities]
+                else:
+                    chunk = judged[capabilities] = _judge(capabilities, available, minimum)
             else:
-                receivable = capabilities.receivable(available)
-                chunk = chunks[verdict_key] = (
-                    receivable if is_allocatable(receivable, minimum) else None
-                )
+                verdict_key = (capabilities, id(minimum))
+                if verdict_key in judged_with_own_minimum:
+                    chunk = judged_with_own_minimum[verdict_key]
+                else:
+                    chunk = _judge(capabilities, available, minimum)
+                    judged_with_own_minimum[verdict_key] = chunk
             if chunk is None:
                 continue
             framework_id = framework.framework_id
-            if self._refusals.is_filtered(framework_id, role, agent.agent_id, chunk):
+            if is_filtered(framework_id, role, agent_id, chunk):
                 continue
             self._take(agent, framework_id, role, chunk)
             key = (framework_id, agent.agent_id, role)

@@ -76,6 +76,8 @@ class RefusalFilters:
         refusals = self._by_target.get((framework_id, role, agent_id))
         if not refusals:
             return False
+        if len(refusals) == 1:  # the common case, without a generator's overhead
+            return refusals[0].resources.contains(chunk)
         return any(refusal.resources.contains(chunk) for refusal in refusals)
 
     def has_filters(self, framework_id: str, role: str, agent_id: str) -> bool:
