@@ -11,11 +11,12 @@ through the status update manager, which delivers it reliably and in order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import pwd
 import random
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,6 +45,7 @@ from mesoslite.agent.status_updates import StatusUpdateManager, is_terminal
 from mesoslite.executor.command import CommandExecutor
 from mesoslite.executor.context import ExecutorContext, new_status
 from mesoslite.executor.default import DefaultExecutor
+from mesoslite.executor.ids import new_uuid
 from mesoslite.proto import executor_pb2, internal_pb2, mesos_pb2
 from mesoslite.runtime.api import ContainerConfig, Containerizer, Termination
 from mesoslite.transport.channel import AgentChannel, ChannelClosed, MasterConnector
@@ -355,13 +357,11 @@ class Agent:
     def _run_task(self, message: internal_pb2.RunTask) -> None:
         framework = self._ensure_framework(message.framework_info)
         task = message.task
+        task_id = task.task_id.value
         if framework.terminating:
             log.warning(
                 "dropping task %s of terminating framework %s", task.task_id.value, framework.id
             )
-            return
-        if framework.executor_of_task(task.task_id.value) is not None:
-            log.warning("ignoring duplicate task %s", task.task_id.value)
             return
         if task.HasField("executor"):
             info = mesos_pb2.ExecutorInfo()
@@ -373,6 +373,10 @@ class Agent:
             info = command_executor_info(framework.info, task)
             kind = ExecutorKind.COMMAND
         executor = framework.executors.get(info.executor_id.value)
+        if executor is not None and (kind is ExecutorKind.COMMAND or executor.has_task(task_id)):
+            # The master keeps task ids unique; a repeat is a duplicate delivery.
+            log.warning("ignoring duplicate task %s", task_id)
+            return
         if executor is not None and executor.phase in (
             ExecutorPhase.TERMINATING,
             ExecutorPhase.TERMINATED,
@@ -498,7 +502,7 @@ class Agent:
         role: str,
         command_task: mesos_pb2.TaskInfo | None = None,
     ) -> Executor:
-        container_id = str(uuid.uuid4())
+        container_id = new_uuid()
         directory = self.layout.executor_run_dir(
             self.agent_id or "", framework.id, info.executor_id.value, container_id
         )
@@ -656,12 +660,14 @@ class Agent:
 
     @staticmethod
     def task_user(framework: mesos_pb2.FrameworkInfo, command: mesos_pb2.CommandInfo) -> str | None:
-        """Mesos' --switch_user: only an agent running as root runs tasks as their user."""
+        """Mesos' --switch_user: only an agent running as root runs tasks as their user
+        (None: as the agent's own user, also when that is the user asked for)."""
         if os.geteuid() != 0:
             return None
-        if command.HasField("user"):
-            return command.user
-        return framework.user or None
+        user = command.user if command.HasField("user") else framework.user
+        if not user or user == _agent_user():
+            return None
+        return user
 
     # ------------------------------------------------------------------ status updates
 
@@ -894,6 +900,14 @@ class Agent:
         from mesoslite.agent.routes import build_router
 
         return build_router(self)
+
+
+@functools.cache
+def _agent_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return ""
 
 
 def _executor_lost_status(task_id: str, termination: Termination | None) -> mesos_pb2.TaskStatus:

@@ -117,6 +117,10 @@ class Framework:
         return any(item.type == capability for item in self.info.capabilities)
 
     def executor_of_task(self, task_id: str) -> Executor | None:
+        # A command task's executor has the task's id: no scan for the common case.
+        executor = self.executors.get(task_id)
+        if executor is not None and executor.has_task(task_id):
+            return executor
         for executor in self.executors.values():
             if executor.has_task(task_id):
                 return executor

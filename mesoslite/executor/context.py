@@ -8,10 +8,10 @@ a way to build a task's ContainerConfig, and the channel for status updates.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mesoslite.executor.ids import new_uuid_bytes
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig, Containerizer
 
@@ -49,7 +49,7 @@ def new_status(
     container_status: mesos_pb2.ContainerStatus | None = None,
 ) -> mesos_pb2.TaskStatus:
     """A fresh update with a random 16-byte uuid (every update must be acknowledged)."""
-    status = mesos_pb2.TaskStatus(state=state, source=source, uuid=uuid.uuid4().bytes)
+    status = mesos_pb2.TaskStatus(state=state, source=source, uuid=new_uuid_bytes())
     status.task_id.value = task_id
     if message:
         status.message = message

@@ -11,7 +11,6 @@ while it runs. It ends when every task it was given is terminal.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 import anyio
@@ -19,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from mesoslite.executor.command import REAP_ALLOWANCE_S
 from mesoslite.executor.context import ExecutorContext, new_status
+from mesoslite.executor.ids import new_uuid
 from mesoslite.executor.kill import GracefulKill, kill_grace_period_s
 from mesoslite.executor.outcome import task_outcome
 from mesoslite.proto import mesos_pb2
@@ -113,7 +113,7 @@ class DefaultExecutor:
         index = len(self._groups)
         members = []
         for info in task_group.tasks:
-            container_id = str(uuid.uuid4())
+            container_id = new_uuid()
             task = _GroupTask(
                 info=info,
                 group=index,
