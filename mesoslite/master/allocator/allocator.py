@@ -6,15 +6,8 @@ could have something new to offer ("dirty" agents: their free resources grew, a 
 on them expired, or some framework became able to take what they have); `allocate`
 examines only those, so a pass with nothing dirty costs nothing.
 
-One pass, for each dirty agent in shuffled order:
-  1. quota guarantees: roles whose guarantee is unmet, in DRF order, get what they still
-     lack (plus their reservations);
-  2. fair share: roles in hierarchical weighted DRF order, and within a role frameworks
-     in DRF order; the first framework that can use the agent's free resources gets all
-     of them (what its capabilities allow), as in Mesos. Unreserved resources other
-     roles' unmet guarantees need are held back, and quota limits cap every role.
-A chunk is offered only if it meets the minimum allocatable size and the framework has
-not refused (a superset of) it on that agent recently.
+Each pass takes the dirty agents in shuffled order and hands them to `OfferPass`
+(`offer_pass.py`): quota guarantees first, then hierarchical weighted DRF.
 """
 
 from __future__ import annotations
@@ -27,44 +20,26 @@ from typing import Final
 from mesoslite.proto import mesos_pb2
 from mesoslite.resources import Resources, validate_role
 
+from .accounts import Accounts
 from .agent_state import AgentState
 from .allocation import Allocation, PassStats
 from .config import AllocatorConfig
-from .framework_state import FrameworkState, ResourceCapabilities
+from .framework_state import FrameworkState
 from .min_allocatable import (
-    MinAllocatable,
     OfferFilterInput,
-    is_allocatable,
     min_allocatable_by_role,
 )
-from .quota import ConsumptionLedger, Quota, QuotaBook
+from .offer_pass import OfferPass
+from .quota import Quota
 from .refusals import RefusalFilters, refusal_duration_seconds
-from .sorter import ClusterTotals, FairShareSorter, RoleSorter
 
 __all__ = ["Allocator", "AllocatorError"]
 
 _EMPTY: Final = Resources()
-_Offers = dict[tuple[str, str, str], Resources]  # (framework_id, agent_id, role) -> chunk
 
 
 class AllocatorError(ValueError):
     """The master asked for something inconsistent (unknown id, duplicate, bad role)."""
-
-
-def _milli(resources: Resources) -> dict[str, int]:
-    return {name: round(value * 1000) for name, value in resources.scalars().items()}
-
-
-def _judge(
-    capabilities: ResourceCapabilities, available: Resources, minimum: MinAllocatable
-) -> Resources | None:
-    """What a framework with these capabilities would be offered, if it is big enough."""
-    chunk = capabilities.receivable(available)
-    return chunk if is_allocatable(chunk, minimum) else None
-
-
-def _unreserved_free(agent: AgentState) -> dict[str, int]:
-    return _milli(agent.free.unreserved().non_revocable())
 
 
 class Allocator:
@@ -76,21 +51,12 @@ class Allocator:
         self._config = config or AllocatorConfig()
         # Only shuffles the agent order, so a fixed default seed keeps runs reproducible.
         self._rng = rng if rng is not None else random.Random(0)
-        self._totals = ClusterTotals()
-        self._roles = RoleSorter(self._totals)
-        self._framework_sorters: dict[str, FairShareSorter] = {}
         self._frameworks: dict[str, FrameworkState] = {}
         self._agents: dict[str, AgentState] = {}
-        self._agents_of_framework: dict[str, set[str]] = {}
+        self._accounts = Accounts(self._agents)
+        self._roles = self._accounts.roles
+        self._quotas = self._accounts.quotas
         self._refusals = RefusalFilters()
-        self._ledger = ConsumptionLedger()
-        self._quotas = QuotaBook(self._ledger)
-        # Unreserved, non-revocable, unallocated scalars over all agents: what quota
-        # guarantees can still be met from.
-        self._headroom_milli: dict[str, int] = {}
-        # Consumption and headroom are kept only while some quota is set: without quota
-        # they would cost every allocation a few resource filters for nothing.
-        self._tracking_quota = False
         self._dirty: set[str] = set()
         # Agents where quota shrank a chunk last time: look again when quota loosens.
         self._quota_held: set[str] = set()
@@ -121,7 +87,7 @@ class Allocator:
         )
         self._frameworks[framework_id] = framework
         for role in framework.roles:
-            self._join(framework_id, role)
+            self._accounts.join(framework_id, role)
         if active:
             self._dirty_agents_with_free()
 
@@ -143,9 +109,9 @@ class Allocator:
         dropped = framework.roles - new_roles
         unsuppressed = framework.suppressed_roles - set(suppressed_roles)
         for role in dropped:
-            self._leave(framework_id, role)
+            self._accounts.leave(framework_id, role)
         for role in new_roles - framework.roles:
-            self._join(framework_id, role)
+            self._accounts.join(framework_id, role)
         framework.roles = new_roles
         framework.suppressed_roles = set(suppressed_roles) & new_roles
         framework.set_capabilities(capabilities)
@@ -168,13 +134,13 @@ class Allocator:
         framework = self._frameworks.pop(framework_id, None)
         if framework is None:
             return
-        for agent_id in sorted(self._agents_of_framework.get(framework_id, set())):
+        for agent_id in sorted(self._accounts.agents_of_framework.get(framework_id, set())):
             agent = self._agents[agent_id]
             for holder in agent.holders_of(framework_id):
                 self._give_back(agent, framework_id, holder[1], agent.allocations[holder])
             self._mark_dirty(agent_id)
         for role in framework.roles:
-            self._leave(framework_id, role)
+            self._accounts.leave(framework_id, role)
         self._refusals.clear_framework(framework_id)
 
     def suppress(self, framework_id: str, roles: Collection[str] = ()) -> None:
@@ -213,22 +179,18 @@ class Allocator:
             has_gpus=gpus,
         )
         self._agents[agent_id] = agent
-        self._account_total(agent.total, 1)
-        self._add_headroom(self._headroom_of(agent), 1)
+        self._accounts.add_agent(agent)
         for (framework_id, role), resources in (used or {}).items():
-            self._take(agent, framework_id, role, Resources(resources).without_allocation())
+            self._accounts.take(
+                agent, framework_id, role, Resources(resources).without_allocation()
+            )
         self._mark_dirty(agent_id)
         self._quota_loosened()
 
     def update_agent(self, agent_id: str, total: Iterable[mesos_pb2.Resource]) -> None:
         """Replace the agent's total (allocations are kept; free is what remains)."""
         agent = self._agent(agent_id)
-        headroom_before = self._headroom_of(agent)
-        self._account_total(agent.total, -1)
-        agent.set_total(Resources(total).without_allocation())
-        self._account_total(agent.total, 1)
-        self._add_headroom(headroom_before, -1)
-        self._add_headroom(self._headroom_of(agent), 1)
+        self._accounts.replace_total(agent, Resources(total).without_allocation())
         self._mark_dirty(agent_id)
         self._quota_loosened()
 
@@ -236,11 +198,9 @@ class Allocator:
         agent = self._agents.get(agent_id)
         if agent is None:
             return
-        for (framework_id, role), resources in list(agent.allocations.items()):
-            self._give_back(agent, framework_id, role, resources)
-        self._add_headroom(self._headroom_of(agent), -1)
-        self._account_total(agent.total, -1)
+        self._accounts.remove_agent(agent)
         del self._agents[agent_id]
+        self._quota_loosened()
         self._refusals.clear_agent(agent_id)
         self._dirty.discard(agent_id)
         self._quota_held.discard(agent_id)
@@ -296,7 +256,7 @@ class Allocator:
         for role, part in self._split_by_role(framework_id, agent, Resources(resources)):
             missing = part - agent.allocations.get((framework_id, role), _EMPTY)
             if not missing.is_empty():
-                self._take(agent, framework_id, role, missing)
+                self._accounts.take(agent, framework_id, role, missing)
 
     # ================================================================== policy
 
@@ -321,13 +281,13 @@ class Allocator:
         error = quota.validate()
         if error is not None:
             raise AllocatorError(error)
-        self._track_quota(True)
+        self._accounts.track_quota(True)
         self._quotas.assign(role, quota)
         self._dirty_agents_with_free()
 
     def remove_quota(self, role: str) -> None:
         self._quotas.remove(role)
-        self._track_quota(bool(self._quotas.by_role()))
+        self._accounts.track_quota(bool(self._quotas.by_role()))
         self._dirty_agents_with_free()
 
     # ================================================================== allocation
@@ -348,12 +308,13 @@ class Allocator:
             and agent.active
             and agent.offerable
         ]
-        offers: _Offers = {}
-        if self._quotas.has_guarantees():
-            for agent in agents:
-                self._allocate_guarantees(agent, offers)
-        for agent in agents:
-            self._allocate_fair_shares(agent, offers)
+        offers = OfferPass(
+            config=self._config,
+            frameworks=self._frameworks,
+            accounts=self._accounts,
+            refusals=self._refusals,
+            quota_held=self._quota_held,
+        ).run(agents)
         self._last_pass = PassStats(agents_examined=len(agents), allocations=len(offers))
         return [
             Allocation(framework_id, agent_id, role, chunk.with_allocation_role(role).to_list())
@@ -393,7 +354,7 @@ class Allocator:
         return self._roles.share(role)
 
     def framework_share(self, framework_id: str, role: str) -> float:
-        sorter = self._framework_sorters.get(role)
+        sorter = self._accounts.framework_sorters.get(role)
         return 0.0 if sorter is None else sorter.share(framework_id)
 
     def weights(self) -> dict[str, float]:
@@ -403,237 +364,20 @@ class Allocator:
     def quotas(self) -> dict[str, Quota]:
         return self._quotas.by_role()
 
-    # ================================================================== the pass
-
-    def _allocate_guarantees(self, agent: AgentState, offers: _Offers) -> None:
-        for role in self._roles.sorted():
-            if agent.free.is_empty():
-                return
-            unmet = self._quotas.unmet_guarantee(role)
-            if not unmet:
-                continue
-            candidates = self._candidates(role)
-            if not candidates:
-                continue
-            available = agent.free.allocatable_to(role).non_revocable()
-            # Guaranteed resources up to what is still lacking; guaranteed names already
-            # met get nothing here (stage 2 may still offer them).
-            caps = {name: unmet.get(name, 0) for name in self._quotas.guaranteed_names(role)}
-            chunk = self._cap_unreserved(agent, available, caps)
-            chunk = self._shape_for_quota(agent, role, chunk, exempt=caps.keys())
-            self._offer_to_first_taker(agent, role, candidates, chunk, offers)
-
-    def _allocate_fair_shares(self, agent: AgentState, offers: _Offers) -> None:
-        for role in self._roles.sorted():
-            if agent.free.is_empty():
-                return
-            candidates = self._candidates(role)
-            if not candidates:
-                continue
-            chunk = self._shape_for_quota(agent, role, agent.free.allocatable_to(role))
-            while not chunk.is_empty():
-                taker = self._offer_to_first_taker(agent, role, candidates, chunk, offers)
-                if taker is None:
-                    break
-                # What the taker's capabilities excluded may still suit the next framework.
-                candidates = candidates[candidates.index(taker) + 1 :]
-                chunk = self._shape_for_quota(agent, role, agent.free.allocatable_to(role))
-
-    def _offer_to_first_taker(
-        self,
-        agent: AgentState,
-        role: str,
-        candidates: list[FrameworkState],
-        available: Resources,
-        offers: _Offers,
-    ) -> FrameworkState | None:
-        if available.is_empty():
-            return None
-        gpu_only = self._config.filter_gpu_resources and agent.has_gpus
-        default_minimum = self._config.min_allocatable
-        is_filtered = self._refusals.is_filtered
-        agent_id = agent.agent_id
-        # Frameworks mostly share capabilities and minimums: judge each combination once
-        # (None: nothing it may receive is big enough).
-        judged: dict[ResourceCapabilities, Resources | None] = {}
-        judged_with_own_minimum: dict[tuple[ResourceCapabilities, int], Resources | None] = {}
-        for framework in candidates:
-            if gpu_only and not framework.accepts_gpu_agents:
-                continue
-            capabilities = framework.resource_capabilities
-            minimum = framework.min_allocatable_by_role.get(role, default_minimum)
-            if minimum is default_minimum:
-                if capabilities in judged:
-                    chunk = judged[capabilities]
-                else:
-                    chunk = judged[capabilities] = _judge(capabilities, available, minimum)
-            else:
-                verdict_key = (capabilities, id(minimum))
-                if verdict_key in judged_with_own_minimum:
-                    chunk = judged_with_own_minimum[verdict_key]
-                else:
-                    chunk = _judge(capabilities, available, minimum)
-                    judged_with_own_minimum[verdict_key] = chunk
-            if chunk is None:
-                continue
-            framework_id = framework.framework_id
-            if is_filtered(framework_id, role, agent_id, chunk):
-                continue
-            self._take(agent, framework_id, role, chunk)
-            key = (framework_id, agent.agent_id, role)
-            offers[key] = offers.get(key, _EMPTY) + chunk
-            return framework
-        return None
-
-    def _candidates(self, role: str) -> list[FrameworkState]:
-        sorter = self._framework_sorters.get(role)
-        if sorter is None:
-            return []
-        frameworks = self._frameworks
-        return [
-            framework
-            for framework_id in sorter.sorted()
-            if (framework := frameworks[framework_id]).wants_offers_for(role)
-        ]
-
-    def _shape_for_quota(
-        self, agent: AgentState, role: str, available: Resources, exempt: Iterable[str] = ()
-    ) -> Resources:
-        """Apply quota limits of the role (and its ancestors) and hold back the headroom
-        other roles' unmet guarantees need; names in `exempt` are already capped."""
-        caps: dict[str, int] = {}
-        room = self._quotas.limit_room(role)
-        if room:
-            caps.update(room)
-        if self._quotas.has_guarantees():
-            required = self._quotas.required_headroom()
-            for name, needed in required.items():
-                surplus = max(self._headroom_milli.get(name, 0) - needed, 0)
-                caps[name] = min(caps.get(name, surplus), surplus)
-        for name in exempt:
-            if room is not None and name in room:
-                caps[name] = room[name]
-            else:
-                caps.pop(name, None)
-        return self._cap_unreserved(agent, available, caps)
-
-    def _cap_unreserved(
-        self, agent: AgentState, available: Resources, caps: Mapping[str, int]
-    ) -> Resources:
-        # Quota governs unreserved non-revocable resources only: reservations already
-        # count against their role's quota, revocable ones never do.
-        if not caps:
-            return available
-        subject = available.unreserved().non_revocable()
-        capped = subject.shrink_scalars({name: cap / 1000 for name, cap in caps.items()})
-        if capped == subject:
-            return available
-        self._quota_held.add(agent.agent_id)
-        return available - subject + capped
-
     # ================================================================== bookkeeping
-
-    def _take(self, agent: AgentState, framework_id: str, role: str, chunk: Resources) -> None:
-        headroom_before = self._headroom_of(agent)
-        agent.take((framework_id, role), chunk)
-        self._account_allocation(agent, framework_id, role, chunk, 1, headroom_before)
-        self._agents_of_framework.setdefault(framework_id, set()).add(agent.agent_id)
 
     def _give_back(
         self, agent: AgentState, framework_id: str, role: str, resources: Resources
     ) -> Resources:
-        headroom_before = self._headroom_of(agent)
-        released = agent.give_back((framework_id, role), resources)
-        if released.is_empty():
-            return released
-        self._account_allocation(agent, framework_id, role, released, -1, headroom_before)
-        if not agent.holders_of(framework_id):
-            agents = self._agents_of_framework.get(framework_id)
-            if agents is not None:
-                agents.discard(agent.agent_id)
-                if not agents:
-                    del self._agents_of_framework[framework_id]
-        self._quota_loosened()
+        released = self._accounts.give_back(agent, framework_id, role, resources)
+        if not released.is_empty():
+            self._quota_loosened()
         return released
-
-    def _account_allocation(
-        self,
-        agent: AgentState,
-        framework_id: str,
-        role: str,
-        delta: Resources,
-        sign: int,
-        headroom_before: Mapping[str, int],
-    ) -> None:
-        quantities = _milli(delta)
-        self._roles.allocate(role, quantities, sign)
-        sorter = self._framework_sorters.get(role)
-        if sorter is None:
-            sorter = self._framework_sorters[role] = FairShareSorter(self._totals)
-        sorter.allocate(framework_id, quantities, sign)
-        if sorter.is_unused():
-            del self._framework_sorters[role]
-        if self._tracking_quota:
-            self._ledger.add_allocated(role, _milli(delta.unreserved().non_revocable()), sign)
-            self._add_headroom(headroom_before, -1)
-            self._add_headroom(self._headroom_of(agent), 1)
-
-    def _account_total(self, total: Resources, sign: int) -> None:
-        self._totals.add(_milli(total), sign)
-        if self._tracking_quota:
-            self._account_reserved(total, sign)
-
-    def _account_reserved(self, total: Resources, sign: int) -> None:
-        for role, reserved in total.reservations_by_role().items():
-            self._ledger.add_reserved(role, _milli(reserved.non_revocable()), sign)
-
-    def _headroom_of(self, agent: AgentState) -> dict[str, int]:
-        return _unreserved_free(agent) if self._tracking_quota else {}
-
-    def _track_quota(self, tracking: bool) -> None:
-        """Start (rebuilding from the agents) or stop keeping quota consumption."""
-        if tracking == self._tracking_quota:
-            return
-        self._tracking_quota = tracking
-        self._ledger.clear()
-        self._headroom_milli = {}
-        if not tracking:
-            return
-        for agent in self._agents.values():
-            self._account_reserved(agent.total, 1)
-            self._add_headroom(_unreserved_free(agent), 1)
-            for (_, role), held in agent.allocations.items():
-                self._ledger.add_allocated(role, _milli(held.unreserved().non_revocable()))
-
-    def _add_headroom(self, quantities: Mapping[str, int], sign: int) -> None:
-        for name, amount in quantities.items():
-            remaining = self._headroom_milli.get(name, 0) + sign * amount
-            if remaining:
-                self._headroom_milli[name] = remaining
-            else:
-                del self._headroom_milli[name]
 
     def _quota_loosened(self) -> None:
         if self._quota_held:
             self._dirty |= self._quota_held
             self._quota_held = set()
-
-    def _join(self, framework_id: str, role: str) -> None:
-        sorter = self._framework_sorters.get(role)
-        if sorter is None:
-            sorter = self._framework_sorters[role] = FairShareSorter(self._totals)
-        sorter.add_client(framework_id)
-        self._roles.activate(role)
-
-    def _leave(self, framework_id: str, role: str) -> None:
-        sorter = self._framework_sorters.get(role)
-        if sorter is None:
-            return
-        sorter.remove_client(framework_id)
-        if not sorter.has_clients():
-            self._roles.deactivate(role)
-        if sorter.is_unused():
-            del self._framework_sorters[role]
 
     def _mark_dirty(self, agent_id: str) -> None:
         self._dirty.add(agent_id)
