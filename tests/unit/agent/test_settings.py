@@ -122,7 +122,7 @@ def test_command_executor_info_is_named_like_mesos() -> None:
     argv = command_executor_info(
         framework_info(), command_task("t3", "/bin/ls", shell=False, arguments=("ls", "-l"))
     )
-    assert argv.name == "Command Executor (Task: t3) (Command: [/bin/ls, ls,...])"
+    assert argv.name == "Command Executor (Task: t3) (Command: [/bin/ls, ls, -l])"
     graceful = command_executor_info(framework_info(), command_task("t4", "x", grace_period_s=1))
     assert graceful.shutdown_grace_period.nanoseconds == 3_000_000_000
 
