@@ -305,7 +305,7 @@ def _is_empty_amount(amount: _Amount) -> bool:
 
 
 def _set_reservation(target: mesos_pb2.Resource.ReservationInfo, source: _Reservation) -> None:
-    target.type = source.type  # type: ignore[assignment]
+    target.type = mesos_pb2.Resource.ReservationInfo.Type.ValueType(source.type)
     target.role = source.role
     if source.principal is not None:
         target.principal = source.principal
@@ -316,7 +316,7 @@ def _set_reservation(target: mesos_pb2.Resource.ReservationInfo, source: _Reserv
 
 
 def _proto_of(key: _Key, amount: _Amount) -> mesos_pb2.Resource:
-    resource = mesos_pb2.Resource(name=key.name, type=key.type)  # type: ignore[arg-type]
+    resource = mesos_pb2.Resource(name=key.name, type=mesos_pb2.Value.Type.ValueType(key.type))
     if isinstance(amount, int):
         resource.scalar.value = amount / _MILLI_PER_UNIT
     elif isinstance(amount, tuple):
@@ -692,10 +692,10 @@ class Resources:
     def allocations(self) -> dict[str, Resources]:
         """Allocated resources grouped by `allocation_info.role` (kept on the resources)."""
         roles = {key.allocation_role for key in self._keys() if key.allocation_role is not None}
-        return {
-            role: self._select(lambda key, role=role: key.allocation_role == role)  # type: ignore[misc]
-            for role in sorted(roles)
-        }
+        return {role: self._allocated_to(role) for role in sorted(roles)}
+
+    def _allocated_to(self, role: str) -> Resources:
+        return self._select(lambda key: key.allocation_role == role)
 
     def unallocated(self) -> Resources:
         """Resources that carry no `allocation_info`."""
