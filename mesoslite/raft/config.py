@@ -31,8 +31,8 @@ class Config:
     # Committed entries handed out per Ready (at least one entry); None: unlimited.
     max_apply_batch_bytes: int | None = 64 << 20
     # A leader refuses proposals while its own uncommitted entries hold this many bytes
-    # (counted as `entry_size_bytes`; one proposal is always let through), so that it cannot run arbitrarily far
-    # ahead of what its followers can take. None: unlimited.
+    # (counted by `entry_size_bytes`; one proposal always gets through), so that it cannot
+    # run arbitrarily far ahead of what its followers can take. None: unlimited.
     max_uncommitted_bytes: int | None = None
     # Campaign with a pre-vote first: a node cut off from the majority does not raise its
     # term, so it cannot depose a healthy leader when it comes back.

@@ -375,6 +375,13 @@ class RaftCore:
                 pass  # granted for the term we would campaign in; we move there on winning
             elif message_type is _APPEND or message_type is _HEARTBEAT or message_type is _SNAPSHOT:
                 self._become_follower(m.term, m.from_id)
+            elif message_type is _VOTE and not self.log.is_up_to_date(m.index, m.log_term):
+                # Adopt the term but keep our election timer running (Raft §5.2: only a
+                # granted vote resets it): a candidate that can never win, repeatedly
+                # campaigning, must not keep an electable node from ever timing out.
+                elapsed_ticks = self.election_elapsed_ticks
+                self._become_follower(m.term, NO_NODE)
+                self.election_elapsed_ticks = elapsed_ticks
             else:
                 self._become_follower(m.term, NO_NODE)
         elif m.term < self.term:
@@ -801,8 +808,10 @@ class RaftCore:
 
     def _reserve_uncommitted(self, size_bytes: int) -> None:
         limit = self.max_uncommitted_bytes
-        if limit is not None and self.uncommitted_bytes > 0 and (
-            self.uncommitted_bytes + size_bytes > limit
+        if (
+            limit is not None
+            and self.uncommitted_bytes > 0
+            and (self.uncommitted_bytes + size_bytes > limit)
         ):
             raise ProposalDroppedError(
                 f"{self.uncommitted_bytes} bytes are uncommitted (limit {limit}); retry later"

@@ -166,3 +166,21 @@ def test_a_pre_candidate_that_loses_returns_to_follower_without_a_new_term() -> 
     cluster.stabilize()
     assert cluster.node(1).role is StateRole.FOLLOWER
     assert cluster.node(1).term == term
+
+
+def test_refusing_a_stale_candidate_does_not_restart_the_election_timer() -> None:
+    # Node 3 (with a shorter log) cannot win, but without pre-vote it keeps raising the
+    # term. Node 2 adopts each term without resetting its timer, so it still times out,
+    # campaigns and wins. (White-box: the test reads node 2's randomized timeout.)
+    cluster = Cluster(voters=(2, 3), logs={2: [1, 1], 3: []}, pre_vote=False)
+    node2, node3 = cluster.node(2), cluster.node(3)
+    first_timeout = node2._core.randomized_election_ticks
+    for _ in range(first_timeout - 1):
+        node2.tick()
+    node3.campaign()
+    cluster.stabilize()
+    assert node2.term == node3.term and node2.role is StateRole.FOLLOWER
+    new_timeout = node2._core.randomized_election_ticks  # drawn again on the term change
+    # Had the refusal reset the timer, node 2 would need new_timeout ticks from here.
+    cluster.tick([2], ticks=max(1, new_timeout - first_timeout + 1))
+    assert cluster.leaders() == [2]
