@@ -16,6 +16,7 @@ import logging
 import os
 import pwd
 import random
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -149,8 +150,9 @@ class Agent:
                 backoff_s = min(backoff_s * 2, self.config.registration_backoff_max_s)
 
     async def shutdown(self) -> None:
-        """Kill every executor and task container this agent started. Safe to call
-        while run() is being cancelled, and more than once."""
+        """Stop every executor and task container this agent started: executors get
+        SHUTDOWN, containers SIGTERM, and what is left after the kill grace period is
+        destroyed. Safe to call while run() is being cancelled, and more than once."""
         self._stopping = True
         for framework in self.frameworks.values():
             for executor in framework.executors.values():
@@ -161,7 +163,17 @@ class Agent:
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as group:
                 for container_id in container_ids:
-                    group.start_soon(self._destroy_quietly, container_id)
+                    group.start_soon(self._stop_container, container_id)
+
+    async def _stop_container(self, container_id: str) -> None:
+        with contextlib.suppress(Exception):  # it may have ended meanwhile
+            await self.containerizer.kill(container_id, signal.SIGTERM)
+        with (
+            anyio.move_on_after(self.config.default_kill_grace_period_s),
+            contextlib.suppress(Exception),
+        ):
+            await self.containerizer.wait(container_id)
+        await self._destroy_quietly(container_id)
 
     async def wait_registered(self) -> None:
         await self._registered_event.wait()
