@@ -15,7 +15,6 @@ import functools
 import logging
 import os
 import pwd
-import random
 import signal
 import time
 from collections import Counter, deque
@@ -25,7 +24,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from mesoslite.agent import checkpoints
+from mesoslite.agent import checkpoints, views
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.discovery import discover_attributes, discover_resources
 from mesoslite.agent.environment import (
@@ -34,6 +33,7 @@ from mesoslite.agent.environment import (
     executor_environment,
 )
 from mesoslite.agent.executors import CustomExecutorRunner, command_executor_info
+from mesoslite.agent.master_link import MasterLink
 from mesoslite.agent.sandbox import SandboxLayout, create_sandbox
 from mesoslite.agent.state import (
     Executor,
@@ -49,7 +49,7 @@ from mesoslite.executor.default import DefaultExecutor
 from mesoslite.executor.ids import new_uuid
 from mesoslite.proto import executor_pb2, internal_pb2, mesos_pb2
 from mesoslite.runtime.api import ContainerConfig, Containerizer, Termination
-from mesoslite.transport.channel import AgentChannel, ChannelClosed, MasterConnector
+from mesoslite.transport.channel import MasterConnector
 from mesoslite.wire.routing import Router
 
 __all__ = ["AGENT_CAPABILITIES", "Agent"]
@@ -82,7 +82,6 @@ class Agent:
         """`port`: the port the agent's listener really has (when `config.port` is 0)."""
         self.config = config
         self.containerizer = containerizer
-        self._connector = connector
         self.port = port if port is not None else config.port
         self.endpoint = f"{config.ip}:{self.port}"
         self.layout = SandboxLayout(config.work_dir)
@@ -96,12 +95,19 @@ class Agent:
             retry_max_s=config.status_update_retry_max_s,
         )
         self.start_time = time.time()
-        self.registered = False
+        self.master_link = MasterLink(
+            connector,
+            registration=self._registration,
+            on_registered=self._registered,
+            on_message=self._dispatch,
+            on_disconnected=self.status_updates.pause,
+            backoff_factor_s=config.registration_backoff_factor_s,
+            backoff_max_s=config.registration_backoff_max_s,
+        )
         # False until run() has set up (the executor API answers 503 before that).
         self.recovered = False
         self.terminal_task_counts: Counter[int] = Counter()
         self.failed_executor_count = 0
-        self._channel: AgentChannel | None = None
         self._group: TaskGroup | None = None
         self._stopping = False
         self._registered_event = anyio.Event()
@@ -118,6 +124,8 @@ class Agent:
         return f"slave(1)@{self.endpoint}"
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Discover resources, then stay registered with the master until cancelled;
+        `task_status` reports the first registration."""
         resources = await anyio.to_thread.run_sync(discover_resources, self.config)
         attributes = await anyio.to_thread.run_sync(discover_attributes, self.config)
         self.agent_info.resources.extend(resources)
@@ -127,27 +135,7 @@ class Agent:
             self._group = group
             group.start_soon(self.status_updates.run)
             self.recovered = True
-            started = False
-            backoff_s = self.config.registration_backoff_factor_s
-            while True:
-                try:
-                    channel = await self._connector.connect()
-                except Exception as exc:
-                    log.warning("cannot reach the master: %s", exc)
-                else:
-                    try:
-                        if await self._register(channel):
-                            if not started:
-                                started = True
-                                task_status.started()
-                            backoff_s = self.config.registration_backoff_factor_s
-                            await self._serve(channel)
-                    finally:
-                        await self._disconnected(channel)
-                # Random backoff, as Mesos agents do, so that many agents do not
-                # reconnect in lockstep after a master failover.
-                await anyio.sleep(random.uniform(0, backoff_s))
-                backoff_s = min(backoff_s * 2, self.config.registration_backoff_max_s)
+            await self.master_link.run(task_status=task_status)
 
     async def shutdown(self) -> None:
         """Stop every executor and task container this agent started: executors get
@@ -180,7 +168,11 @@ class Agent:
 
     # ------------------------------------------------------------------ master link
 
-    async def _register(self, channel: AgentChannel) -> bool:
+    @property
+    def registered(self) -> bool:
+        return self.master_link.registered
+
+    def _registration(self) -> internal_pb2.AgentToMaster:
         message = internal_pb2.AgentToMaster()
         capabilities = [_AgentCapability(type=capability) for capability in AGENT_CAPABILITIES]
         if self.agent_id is None:
@@ -196,21 +188,7 @@ class Agent:
             reregister.capabilities.extend(capabilities)
             reregister.endpoint = self.endpoint
             self._fill_reregistration(reregister)
-        try:
-            await channel.send(message)
-        except ChannelClosed:
-            return False
-        async for reply in channel:
-            kind = reply.WhichOneof("message")
-            if kind in ("agent_registered", "agent_reregistered"):
-                answer = getattr(reply, kind)
-                await self._registered(answer.agent_id.value, answer.master_info, channel)
-                return True
-            if kind == "ping":
-                await self._pong(channel, reply.ping.sequence)
-                continue
-            log.warning("ignoring %s before registration", kind)
-        return False
+        return message
 
     def _fill_reregistration(self, message: internal_pb2.ReregisterAgent) -> None:
         for framework in self.frameworks.values():
@@ -220,26 +198,14 @@ class Agent:
                     message.executor_infos.append(executor.info)
                 message.tasks.extend(executor.launched_tasks.values())
                 message.tasks.extend(executor.terminated_tasks.values())
-                for info in executor.queued_tasks.values():
-                    message.tasks.append(
-                        new_task(info, framework.info, self.agent_id or "", executor.id)
-                    )
-                for group in executor.queued_groups:
-                    for info in group.tasks:
-                        message.tasks.append(
-                            new_task(info, framework.info, self.agent_id or "", executor.id)
-                        )
+                message.tasks.extend(views.queued_tasks(self, executor, framework))
 
-    async def _registered(
-        self, agent_id: str, master_info: mesos_pb2.MasterInfo, channel: AgentChannel
-    ) -> None:
+    async def _registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:
         if self.agent_id is not None and self.agent_id != agent_id:
             log.warning("master gave a new agent id %s (was %s)", agent_id, self.agent_id)
         first = self.agent_id is None
         self.agent_info.id.value = agent_id
         self.master_info = master_info
-        self.registered = True
-        self._channel = channel
         if first:
             await anyio.to_thread.run_sync(
                 checkpoints.write_agent_info, self.layout, self.agent_info
@@ -248,27 +214,8 @@ class Agent:
         self._registered_event.set()
         await self.status_updates.resume()
 
-    async def _disconnected(self, channel: AgentChannel) -> None:
-        if self._channel is channel:
-            self._channel = None
-            self.registered = False
-            self.status_updates.pause()
-        with anyio.CancelScope(shield=True):
-            try:
-                await channel.aclose()
-            except Exception:
-                log.debug("closing the master channel failed", exc_info=True)
-
-    async def _serve(self, channel: AgentChannel) -> None:
-        async for message in channel:
-            try:
-                self._dispatch(message, channel)
-            except Exception:
-                log.exception("failed to handle %s", message.WhichOneof("message"))
-
-    def _dispatch(self, message: internal_pb2.MasterToAgent, channel: AgentChannel) -> None:
+    def _dispatch(self, message: internal_pb2.MasterToAgent) -> None:
         kind = message.WhichOneof("message")
-        group = self.task_group()
         if kind == "run_task":
             self._run_task(message.run_task)
         elif kind == "run_task_group":
@@ -276,7 +223,7 @@ class Agent:
         elif kind == "kill_task":
             self._kill_task(message.kill_task)
         elif kind == "status_update_acknowledgement":
-            group.start_soon(self._acknowledge, message.status_update_acknowledgement)
+            self.task_group().start_soon(self._acknowledge, message.status_update_acknowledgement)
         elif kind == "framework_to_executor":
             self._framework_message(message.framework_to_executor)
         elif kind == "shutdown_executor":
@@ -286,26 +233,11 @@ class Agent:
             self._shutdown_framework(message.shutdown_framework.framework_id.value)
         elif kind == "update_framework":
             self._update_framework(message.update_framework.framework_info)
-        elif kind == "ping":
-            group.start_soon(self._pong, channel, message.ping.sequence)
         else:
             log.debug("ignoring %s", kind)
 
-    async def _pong(self, channel: AgentChannel, sequence: int) -> None:
-        with contextlib.suppress(ChannelClosed):
-            await channel.send(
-                internal_pb2.AgentToMaster(pong=internal_pb2.Pong(sequence=sequence))
-            )
-
     async def send_to_master(self, message: internal_pb2.AgentToMaster) -> bool:
-        channel = self._channel
-        if channel is None:
-            return False
-        try:
-            await channel.send(message)
-        except ChannelClosed:
-            return False
-        return True
+        return await self.master_link.send(message)
 
     async def _forward_update(self, update: internal_pb2.StatusUpdate) -> None:
         await self.send_to_master(internal_pb2.AgentToMaster(status_update=update))
