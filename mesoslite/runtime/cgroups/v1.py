@@ -79,6 +79,9 @@ class CgroupsV1Manager:
 
     def kill_all(self, cgroup: str) -> None:
         controller = self._tracking_controller()
+        if not self.pids(cgroup, controller):
+            # The usual case once the main process is reaped: nothing to freeze.
+            return
         frozen = controller == "freezer" and self.directory(cgroup, controller).exists()
         deadline = time.monotonic() + _SETTLE_SECONDS
         if frozen:
