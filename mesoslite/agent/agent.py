@@ -11,15 +11,10 @@ through the status update manager, which delivers it reliably and in order.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import os
-import pwd
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
-from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -27,12 +22,8 @@ from anyio.abc import TaskGroup, TaskStatus
 from mesoslite.agent import checkpoints, views
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.discovery import discover_attributes, discover_resources
-from mesoslite.agent.environment import (
-    ExecutorEnvironment,
-    command_environment,
-    executor_environment,
-)
 from mesoslite.agent.executors import CustomExecutorRunner, command_executor_info
+from mesoslite.agent.launch_config import shutdown_grace_period_s, task_container_config
 from mesoslite.agent.master_link import MasterLink
 from mesoslite.agent.sandbox import SandboxLayout, create_sandbox
 from mesoslite.agent.state import (
@@ -480,8 +471,8 @@ class Agent:
         async def prepare(
             task: mesos_pb2.TaskInfo, container_id: str, parent_id: str | None
         ) -> ContainerConfig:
-            return await self._task_container_config(
-                framework, executor, task, container_id, parent_id
+            return await task_container_config(
+                self, framework, executor, task, container_id, parent_id
             )
 
         return ExecutorContext(
@@ -494,13 +485,8 @@ class Agent:
                 _FrameworkCapability.TASK_KILLING_STATE
             ),
             default_kill_grace_period_s=self.config.default_kill_grace_period_s,
-            shutdown_grace_period_s=self.shutdown_grace_period_s(executor),
+            shutdown_grace_period_s=shutdown_grace_period_s(self.config, executor.info),
         )
-
-    def shutdown_grace_period_s(self, executor: Executor) -> float:
-        if executor.info.HasField("shutdown_grace_period"):
-            return max(0.0, executor.info.shutdown_grace_period.nanoseconds / 1e9)
-        return self.config.executor_shutdown_grace_period_s
 
     async def _run_executor(self, framework: Framework, executor: Executor) -> None:
         termination: Termination | None = None
@@ -555,63 +541,6 @@ class Agent:
             executor.container_id,
             task,
         )
-
-    async def _task_container_config(
-        self,
-        framework: Framework,
-        executor: Executor,
-        task: mesos_pb2.TaskInfo,
-        container_id: str,
-        parent_id: str | None,
-    ) -> ContainerConfig:
-        if parent_id is None:
-            sandbox = executor.directory
-        else:
-            sandbox = self.layout.nested_dir(executor.directory, container_id)
-            await anyio.to_thread.run_sync(
-                _create_task_sandbox, sandbox, executor.directory, task.task_id.value
-            )
-        base = self.executor_base_environment(framework, executor, sandbox)
-        base["MESOS_ALLOCATION_ROLE"] = executor.role or _role_of(task.resources)
-        environment = command_environment(base, task.command)
-        known = self.containerizer.containers()
-        return ContainerConfig(
-            command=task.command,
-            sandbox=sandbox,
-            environment=environment,
-            resources=list(task.resources),
-            container_info=task.container if task.HasField("container") else None,
-            user=self.task_user(framework.info, task.command),
-            parent_id=parent_id if parent_id in known else None,
-            checkpoint=executor.checkpoint,
-        )
-
-    def executor_base_environment(
-        self, framework: Framework, executor: Executor, sandbox: Path
-    ) -> dict[str, str]:
-        has_image = executor.info.container.mesos.HasField("image")
-        spec = ExecutorEnvironment(
-            framework_id=framework.id,
-            executor_id=executor.id,
-            agent_id=self.agent_id or "",
-            directory=str(sandbox),
-            sandbox=self.config.sandbox_directory if has_image else str(sandbox),
-            endpoint=self.endpoint,
-            checkpoint=executor.checkpoint,
-            shutdown_grace_period_s=self.shutdown_grace_period_s(executor),
-        )
-        return executor_environment(self.config, spec)
-
-    @staticmethod
-    def task_user(framework: mesos_pb2.FrameworkInfo, command: mesos_pb2.CommandInfo) -> str | None:
-        """Mesos' --switch_user: only an agent running as root runs tasks as their user
-        (None: as the agent's own user, also when that is the user asked for)."""
-        if os.geteuid() != 0:
-            return None
-        user = command.user if command.HasField("user") else framework.user
-        if not user or user == _agent_user():
-            return None
-        return user
 
     # ------------------------------------------------------------------ status updates
 
@@ -846,14 +775,6 @@ class Agent:
         return build_router(self)
 
 
-@functools.cache
-def _agent_user() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return ""
-
-
 def _executor_lost_status(task_id: str, termination: Termination | None) -> mesos_pb2.TaskStatus:
     """The agent's update for a task whose executor ended under it."""
     if termination is not None and termination.state is not None:
@@ -876,20 +797,3 @@ def _executor_lost_status(task_id: str, termination: Termination | None) -> meso
         message=message,
         reason=_Status.REASON_EXECUTOR_TERMINATED,
     )
-
-
-def _create_task_sandbox(sandbox: Path, executor_directory: Path, task_id: str) -> None:
-    create_sandbox(sandbox, latest_link=False)
-    # The default executor's `tasks/<task id>` link, as in Mesos.
-    tasks_dir = executor_directory / "tasks"
-    tasks_dir.mkdir(exist_ok=True)
-    link = tasks_dir / task_id
-    if not link.is_symlink():
-        link.symlink_to(Path("..") / "containers" / sandbox.name)
-
-
-def _role_of(resources: Iterable[mesos_pb2.Resource]) -> str:
-    for resource in resources:
-        if resource.HasField("allocation_info") and resource.allocation_info.role:
-            return resource.allocation_info.role
-    return "*"

@@ -19,6 +19,11 @@ from anyio.abc import TaskGroup
 from mesoslite.agent import checkpoints
 from mesoslite.agent.durations import format_duration
 from mesoslite.agent.environment import command_environment
+from mesoslite.agent.launch_config import (
+    executor_base_environment,
+    shutdown_grace_period_s,
+    task_user,
+)
 from mesoslite.agent.state import Executor, Framework
 from mesoslite.proto import executor_pb2, mesos_pb2
 from mesoslite.runtime.api import ContainerConfig, Termination
@@ -112,8 +117,8 @@ class CustomExecutorRunner:
 
     def _container_config(self) -> ContainerConfig:
         info = self._executor.info
-        base = self._agent.executor_base_environment(
-            self._framework, self._executor, self._executor.directory
+        base = executor_base_environment(
+            self._agent, self._framework, self._executor, self._executor.directory
         )
         return ContainerConfig(
             command=info.command,
@@ -121,7 +126,7 @@ class CustomExecutorRunner:
             environment=command_environment(base, info.command),
             resources=list(info.resources),
             container_info=info.container if info.HasField("container") else None,
-            user=self._agent.task_user(self._framework.info, info.command),
+            user=task_user(self._framework.info, info.command),
             checkpoint=self._executor.checkpoint,
         )
 
@@ -178,7 +183,7 @@ class CustomExecutorRunner:
                 self._executor.events.send(_Event(type=_Event.HEARTBEAT))
 
     async def _destroy_after_grace(self) -> None:
-        await anyio.sleep(self._agent.shutdown_grace_period_s(self._executor))
+        await anyio.sleep(shutdown_grace_period_s(self._agent.config, self._executor.info))
         await self._destroy()
 
     async def _destroy(self) -> None:
