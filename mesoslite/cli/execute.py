@@ -103,7 +103,7 @@ def execute(
     master = normalize_master(master_address)
     environment = _parse_env(env)
     try:
-        task_resources = parse_resources(resources, default_role=role)
+        task_resources = parse_resources(resources)
     except ResourceParseError as exc:
         raise CliError(f"--resources: {exc}") from None
     try:

@@ -62,7 +62,8 @@ async def run_task(
                         )
                     elif event.type == scheduler_pb2.Event.OFFERS:
                         for offer in event.offers.offers:
-                            if launched or not Resources(list(offer.resources)).contains(wanted):
+                            offered = Resources(offer.resources).without_allocation()
+                            if launched or not offered.contains(wanted):
                                 await client.decline([offer.id])
                                 continue
                             task = mesos_pb2.TaskInfo(name=name)
