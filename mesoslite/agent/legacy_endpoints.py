@@ -7,6 +7,7 @@ v1 protobuf JSON. Every path also works under `/slave(1)` (the router strips it)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from mesoslite.agent import files, views
 from mesoslite.agent.agent import AGENT_CAPABILITIES
 from mesoslite.agent.metrics import agent_metrics, system_metrics
 from mesoslite.agent.operator_api import BUILD_DATE, BUILD_TIME, BUILD_USER
-from mesoslite.agent.state import Executor, ExecutorKind, Framework
+from mesoslite.agent.state import Executor, Framework
+from mesoslite.agent.usage import executor_usage
 from mesoslite.proto import mesos_pb2
 from mesoslite.resources import Resources
 from mesoslite.wire.errors import HttpError
@@ -208,43 +210,38 @@ class LegacyEndpoints:
 
     # ------------------------------------------------------------------ containers
 
-    def _live_executors(self) -> list[tuple[Framework, Executor]]:
-        running = set(self._agent.containerizer.containers())
-        return [
-            (framework, executor)
-            for framework in self._agent.frameworks.values()
-            for executor in framework.executors.values()
-            if executor.kind is not ExecutorKind.DEFAULT and executor.container_id in running
-        ]
-
-    async def _statistics(self, container_id: str) -> dict[str, Any]:
-        try:
-            usage = await self._agent.containerizer.usage(container_id)
-        except Exception:
-            return {}
-        return to_json_dict(usage)
+    async def _usage(self) -> list[tuple[Framework, Executor, dict[str, Any]]]:
+        """Executors with something running, and their statistics as v1 JSON."""
+        entries = []
+        for framework in self._agent.frameworks.values():
+            for executor in framework.executors.values():
+                statistics = await executor_usage(self._agent.containerizer, executor)
+                if statistics is not None:
+                    entries.append((framework, executor, to_json_dict(statistics)))
+        return entries
 
     async def statistics(self, request: Request) -> Response:
-        entries = []
-        for framework, executor in self._live_executors():
-            entries.append(
-                {
-                    "framework_id": framework.id,
-                    "executor_id": executor.id,
-                    "executor_name": executor.info.name,
-                    "source": executor.info.source,
-                    "statistics": await self._statistics(executor.container_id),
-                }
-            )
+        entries = [
+            {
+                "framework_id": framework.id,
+                "executor_id": executor.id,
+                "executor_name": executor.info.name,
+                "source": executor.info.source,
+                "statistics": statistics,
+            }
+            for framework, executor, statistics in await self._usage()
+        ]
         return _jsonp(request, entries)
 
     async def containers(self, request: Request) -> Response:
+        containerizer = self._agent.containerizer
         entries = []
-        for framework, executor in self._live_executors():
-            try:
-                status = to_json_dict(await self._agent.containerizer.status(executor.container_id))
-            except Exception:
-                status = {}
+        for framework, executor, statistics in await self._usage():
+            status = mesos_pb2.ContainerStatus()
+            if executor.container_id in containerizer.containers():
+                with contextlib.suppress(Exception):
+                    status = await containerizer.status(executor.container_id)
+            status.container_id.value = executor.container_id
             entries.append(
                 {
                     "framework_id": framework.id,
@@ -252,8 +249,8 @@ class LegacyEndpoints:
                     "executor_name": executor.info.name,
                     "source": executor.info.source,
                     "container_id": executor.container_id,
-                    "status": status,
-                    "statistics": await self._statistics(executor.container_id),
+                    "status": to_json_dict(status),
+                    "statistics": statistics,
                 }
             )
         return _jsonp(request, entries)

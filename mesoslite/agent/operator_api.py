@@ -8,7 +8,6 @@ Accept (406). Responses are `mesos.v1.agent.Response` in the negotiated type.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from mesoslite.agent import files, views
 from mesoslite.agent.containers_api import ContainerCalls
 from mesoslite.agent.metrics import agent_metrics, system_metrics
+from mesoslite.agent.usage import executor_usage, nested_container_ids
 from mesoslite.proto import agent_pb2, mesos_pb2
 from mesoslite.wire.http import HttpError, message_response, read_call
 from mesoslite.wire.media import JSON, PROTOBUF, RECORDIO, negotiate
@@ -254,41 +254,73 @@ class OperatorApi:
         )
 
     async def _get_containers(self, call: agent_pb2.Call) -> _Response:
-        show_nested = call.get_containers.show_nested
+        request = call.get_containers
         agent = self._agent
+        containerizer = agent.containerizer
         result = _Response.GetContainers()
-        running = set(agent.containerizer.containers())
+        running = set(containerizer.containers())
+        reported: set[str] = set()
         for framework in agent.frameworks.values():
             for executor in framework.executors.values():
                 entry = result.containers.add(executor_name=executor.info.name)
                 entry.framework_id.value = framework.id
                 entry.executor_id.CopyFrom(executor.info.executor_id)
                 entry.container_id.value = executor.container_id
-                if executor.container_id in running:
-                    await self._fill_container(entry, executor.container_id)
-                else:
-                    entry.container_status.container_id.value = executor.container_id
-        if show_nested:
-            reported = {entry.container_id.value for entry in result.containers}
+                reported.add(executor.container_id)
+                await self._fill_status(entry, executor.container_id, running)
+                statistics = await executor_usage(containerizer, executor)
+                if statistics is not None:
+                    entry.resource_statistics.CopyFrom(statistics)
+                if not request.show_nested:
+                    continue
+                for nested_id in nested_container_ids(executor):
+                    nested = result.containers.add(executor_name=executor.info.name)
+                    nested.framework_id.value = framework.id
+                    nested.executor_id.CopyFrom(executor.info.executor_id)
+                    nested.container_id.value = nested_id
+                    nested.container_id.parent.value = executor.container_id
+                    reported.add(nested_id)
+                    await self._fill_status(nested, nested_id, running)
+                    await self._fill_usage(nested, nested_id, running)
+        if request.show_nested or request.show_standalone:
+            # Containers launched through this API.
             for container_id in sorted(running - reported):
                 entry = result.containers.add()
                 entry.container_id.value = container_id
-                await self._fill_container(entry, container_id)
+                await self._fill_status(entry, container_id, running)
+                if entry.container_status.container_id.HasField("parent"):
+                    entry.container_id.CopyFrom(entry.container_status.container_id)
+                await self._fill_usage(entry, container_id, running)
         return _Response(type=_Response.GET_CONTAINERS, get_containers=result)
 
-    async def _fill_container(
-        self, entry: agent_pb2.Response.GetContainers.Container, container_id: str
+    async def _fill_status(
+        self,
+        entry: agent_pb2.Response.GetContainers.Container,
+        container_id: str,
+        running: set[str],
     ) -> None:
-        containerizer = self._agent.containerizer
+        if container_id in running:
+            try:
+                entry.container_status.CopyFrom(
+                    await self._agent.containerizer.status(container_id)
+                )
+            except Exception as exc:  # it ended meanwhile
+                log.debug("no status for container %s: %s", container_id, exc)
+        entry.container_status.container_id.CopyFrom(entry.container_id)
+
+    async def _fill_usage(
+        self,
+        entry: agent_pb2.Response.GetContainers.Container,
+        container_id: str,
+        running: set[str],
+    ) -> None:
+        if container_id not in running:
+            return
         try:
-            entry.container_status.CopyFrom(await containerizer.status(container_id))
-            entry.resource_statistics.CopyFrom(await containerizer.usage(container_id))
+            usage = await self._agent.containerizer.usage(container_id)
+            entry.resource_statistics.CopyFrom(usage)
         except Exception as exc:  # it ended meanwhile
             log.debug("no statistics for container %s: %s", container_id, exc)
-        if entry.container_status.container_id.HasField("parent"):
-            entry.container_id.CopyFrom(entry.container_status.container_id)
-        if not entry.resource_statistics.HasField("timestamp"):
-            entry.resource_statistics.timestamp = time.time()
 
     # ------------------------------------------------------------------ containers
 

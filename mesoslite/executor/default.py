@@ -60,6 +60,14 @@ class DefaultExecutor:
         self._killed_early: set[str] = set()
         self._changed = anyio.Event()
 
+    def task_container_ids(self) -> list[str]:
+        """The nested containers of tasks that are (being) launched and not yet done."""
+        return [
+            task.container_id
+            for task in self._tasks.values()
+            if task.launched and not task.terminal_sent
+        ]
+
     # ------------------------------------------------------------------ agent -> executor
 
     def launch_group(self, task_group: mesos_pb2.TaskGroupInfo) -> None:

@@ -6,9 +6,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
-from mesoslite.proto import internal_pb2, mesos_pb2
+from mesoslite.proto import agent_pb2, internal_pb2, mesos_pb2
+from mesoslite.wire.json_codec import from_json, to_json_bytes
 
 from ..agent.harness import (
     FRAMEWORK_ID,
@@ -129,3 +131,36 @@ async def test_a_second_group_joins_the_running_executor(tmp_path: Path) -> None
             await link.kill_task("first")
             rest = await _collect(link, {"first"})
         assert rest["first"][-1].status.state == _TS.TASK_KILLED
+
+
+async def test_nested_containers_are_reported_under_the_executor(tmp_path: Path) -> None:
+    async with running_agent(tmp_path, http=True) as running:
+        link = running.link
+        tasks = [command_task("a", "sleep 1000"), command_task("b", "sleep 1000")]
+        await link.run_task_group(_executor(), tasks, framework_info())
+        with anyio.fail_after(30):
+            for _ in range(4):
+                await link.acknowledge(await link.next_update())
+        executor = running.agent.frameworks[FRAMEWORK_ID].executors["default-1"]
+        call = agent_pb2.Call(
+            type=agent_pb2.Call.GET_CONTAINERS,
+            get_containers=agent_pb2.Call.GetContainers(show_nested=True),
+        )
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+            response = await client.post(
+                "/api/v1",
+                content=to_json_bytes(call),
+                headers={"Content-Type": "application/json"},
+            )
+            statistics = (await client.get("/monitor/statistics")).json()
+        containers = from_json(response.content, agent_pb2.Response).get_containers.containers
+        top, *nested = containers
+        assert top.container_id.value == executor.container_id
+        assert top.executor_id.value == "default-1"
+        assert len(nested) == 2
+        for entry in nested:
+            assert entry.container_id.parent.value == executor.container_id
+            assert entry.executor_id.value == "default-1"
+            assert entry.container_status.executor_pid > 0
+        assert [entry["executor_id"] for entry in statistics] == ["default-1"]
+        assert statistics[0]["statistics"]["timestamp"] > 0
