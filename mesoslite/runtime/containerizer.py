@@ -29,11 +29,13 @@ finds without a record: the previous agent's non-checkpointed containers).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -79,6 +81,8 @@ from mesoslite.runtime.reaper_client import ReaperClient, SupervisedProcess
 from mesoslite.runtime.reaper_protocol import read_exit_record
 
 __all__ = ["MesosContainerizer"]
+
+_log = logging.getLogger(__name__)
 
 _NEXT_STATES: dict[str, frozenset[str]] = {
     ContainerState.PROVISIONING: frozenset({ContainerState.PREPARING, ContainerState.DESTROYING}),
@@ -201,14 +205,20 @@ class MesosContainerizer:
             container.launch_scope = scope
             try:
                 await self._launch_steps(container)
-            except Exception as error:
+            except BaseException as error:
+                # Cancellation included: whatever was prepared must be undone below.
                 failure = error
         container.launch_scope = None
-        if failure is None and not scope.cancelled_caught:
+        destroyed = scope.cancel_called
+        if failure is None and not destroyed:
             assert container.pid is not None
             return container.pid
-        if failure is None:
-            message = f"destroyed during launch ({container.state})"
+        interrupted = (
+            failure if failure is not None and not isinstance(failure, Exception) else None
+        )
+        if destroyed or interrupted is not None:
+            why = "destroyed" if destroyed else "interrupted"
+            message = f"{why} during launch ({container.state})"
             termination = Termination(wait_status=None, message=message)
         else:
             message = f"failed to launch container: {failure}"
@@ -220,7 +230,10 @@ class MesosContainerizer:
             )
         with anyio.CancelScope(shield=True):
             await self._teardown(container, termination)
-        raise ContainerLaunchError(message) from failure
+        if interrupted is not None and not destroyed:
+            # The caller's own cancellation (or exit) goes on up as it came.
+            raise interrupted
+        raise ContainerLaunchError(message) from (None if destroyed else failure)
 
     async def _launch_steps(self, container: _Container) -> None:
         config = container.config
@@ -346,6 +359,14 @@ class MesosContainerizer:
                 return limitation
         return None
 
+    @contextlib.asynccontextmanager
+    async def _step(self, container_id: str, what: str) -> AsyncIterator[None]:
+        """A cleanup step whose failure is logged, not raised: supervision must go on."""
+        try:
+            yield
+        except Exception:
+            _log.exception("container %s: %s failed", container_id, what)
+
     async def _teardown(self, container: _Container, termination: Termination) -> None:
         """Kill what is left, clean up in reverse, record the termination."""
         if container.state != ContainerState.DESTROYING:
@@ -357,17 +378,24 @@ class MesosContainerizer:
                 # A launch that failed after the fork: through the pidfd, never a
                 # recycled pid.
                 handle.send_signal(signal.SIGKILL)
-            await self._launcher.destroy(container_id, container.pid)
+            async with self._step(container_id, "kill what is left"):
+                await self._launcher.destroy(container_id, container.pid)
             if container.handle is not None:
                 # Reaps a process the launch got as far as starting.
                 await container.handle.wait()
                 container.handle.close()
+            # Every step runs even when one fails: a leaked cgroup beats three.
             for isolator in reversed(container.prepared):
-                await isolator.cleanup(container_id)
+                async with self._step(container_id, f"{isolator.name} cleanup"):
+                    await isolator.cleanup(container_id)
             if container.provisioned and self._provisioner is not None:
-                await self._provisioner.destroy(container_id)
+                async with self._step(container_id, "release the root filesystem"):
+                    await self._provisioner.destroy(container_id)
             if container.config.checkpoint and self._runtime_dir is not None:
-                await anyio.to_thread.run_sync(remove_record, self._runtime_dir, container_id)
+                async with self._step(container_id, "remove the checkpoint"):
+                    await anyio.to_thread.run_sync(
+                        remove_record, self._runtime_dir, container_id
+                    )
         finally:
             container.termination = termination
             self._containers.pop(container_id, None)

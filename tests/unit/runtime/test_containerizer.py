@@ -297,3 +297,34 @@ async def test_an_image_without_a_provisioner_fails_the_launch(
     assert (await containerizer.wait("c")).reason == (
         mesos_pb2.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED
     )
+
+
+async def test_a_cancelled_launch_cleans_up_what_it_prepared(make_config: MakeConfig) -> None:
+    blocking = _BlockingIsolator()
+    async with MesosContainerizer(isolators=[blocking]) as containerizer:
+        async with anyio.create_task_group() as group:
+            group.start_soon(containerizer.launch, "c", make_config(shell("true")))
+            await blocking.entered.wait()
+            group.cancel_scope.cancel()
+        assert blocking.cleaned
+        assert containerizer.containers() == []
+        assert "interrupted during launch" in (await containerizer.wait("c")).message
+
+
+class _BrokenCleanupIsolator(IsolatorBase):
+    name = "test/broken"
+
+    async def cleanup(self, container_id: str) -> None:
+        raise OSError("cannot remove")
+
+
+async def test_a_failing_cleanup_does_not_stop_the_others(make_config: MakeConfig) -> None:
+    journal: list[str] = []
+    isolators = [_RecordingIsolator("test/a", journal), _BrokenCleanupIsolator()]
+    async with MesosContainerizer(isolators=isolators) as containerizer:
+        await containerizer.launch("c", make_config(shell("exit 0")))
+        termination = await containerizer.wait("c")
+        await containerizer.launch("d", make_config(shell("exit 1")))
+        await containerizer.wait("d")
+    assert termination.wait_status == 0
+    assert journal.count("cleanup test/a") == 2
