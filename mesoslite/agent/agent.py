@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -79,7 +79,8 @@ class Agent:
         self.agent_info = mesos_pb2.AgentInfo(hostname=config.advertised_hostname, port=self.port)
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.frameworks: dict[str, Framework] = {}
-        self.completed_frameworks: deque[Framework] = deque(maxlen=config.max_completed_frameworks)
+        # Oldest first; a framework that comes back takes its history along.
+        self.completed_frameworks: OrderedDict[str, Framework] = OrderedDict()
         self.status_updates = StatusUpdateManager(
             self._forward_update,
             retry_initial_s=config.status_update_retry_initial_s,
@@ -243,14 +244,17 @@ class Agent:
 
     def _ensure_framework(self, info: mesos_pb2.FrameworkInfo) -> Framework:
         framework = self.frameworks.get(info.id.value)
-        if framework is None:
-            framework = Framework(
-                info=info,
-                completed_executors=deque(maxlen=self.config.max_completed_executors_per_framework),
-            )
-            self.frameworks[framework.id] = framework
-        else:
+        if framework is not None:
             framework.info.CopyFrom(info)
+            return framework
+        framework = Framework(
+            info=info,
+            completed_executors=deque(maxlen=self.config.max_completed_executors_per_framework),
+        )
+        previous = self.completed_frameworks.pop(framework.id, None)
+        if previous is not None and not previous.terminating:
+            framework.completed_executors.extend(previous.completed_executors)
+        self.frameworks[framework.id] = framework
         return framework
 
     def _update_framework(self, info: mesos_pb2.FrameworkInfo) -> None:
@@ -277,12 +281,18 @@ class Agent:
         self._maybe_remove_framework(framework)
 
     def _maybe_remove_framework(self, framework: Framework) -> None:
+        """A framework without executors is done here (as in Mesos)."""
         if framework.executors:
             return
         if self.frameworks.get(framework.id) is framework:
             del self.frameworks[framework.id]
-            self.completed_frameworks.append(framework)
-            self.status_updates.remove_framework(framework.id)
+            self.completed_frameworks[framework.id] = framework
+            self.completed_frameworks.move_to_end(framework.id)
+            while len(self.completed_frameworks) > self.config.max_completed_frameworks:
+                self.completed_frameworks.popitem(last=False)
+            if framework.terminating:
+                # Its updates can no longer reach anyone; an idle framework's may.
+                self.status_updates.remove_framework(framework.id)
 
     def _checkpointing(self, framework: Framework) -> bool:
         return self.config.checkpoint and framework.checkpoint
@@ -747,8 +757,7 @@ class Agent:
         if framework.executors.get(executor.id) is executor:
             del framework.executors[executor.id]
             framework.completed_executors.append(executor)
-        if framework.terminating:
-            self._maybe_remove_framework(framework)
+        self._maybe_remove_framework(framework)
 
     async def _destroy_quietly(self, container_id: str) -> None:
         try:

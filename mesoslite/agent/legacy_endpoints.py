@@ -129,7 +129,7 @@ class LegacyEndpoints:
             "flags": agent.config.flags(),
             "frameworks": [self._framework(framework) for framework in agent.frameworks.values()],
             "completed_frameworks": [
-                self._framework(framework) for framework in agent.completed_frameworks
+                self._framework(framework) for framework in agent.completed_frameworks.values()
             ],
         }
         if agent.master_info is not None and agent.master_info.hostname:

@@ -33,7 +33,7 @@ def all_frameworks(agent: Agent) -> Iterator[tuple[Framework, bool]]:
     """Every framework the agent remembers, with whether it is completed."""
     for framework in agent.frameworks.values():
         yield framework, False
-    for framework in agent.completed_frameworks:
+    for framework in agent.completed_frameworks.values():
         yield framework, True
 
 

@@ -82,7 +82,7 @@ async def test_shutdown_framework_kills_its_tasks_and_forgets_it(tmp_path: Path)
             agent = running.agent
             while FRAMEWORK_ID in agent.frameworks:
                 await anyio.sleep(0.01)
-        assert [framework.id for framework in agent.completed_frameworks] == [FRAMEWORK_ID]
+        assert list(agent.completed_frameworks) == [FRAMEWORK_ID]
 
 
 async def test_update_framework_replaces_the_framework_info(tmp_path: Path) -> None:
