@@ -651,41 +651,31 @@ class Agent:
         if task_id in executor.terminated_tasks:
             return
         group = self.task_group()
-        if task_id in executor.queued_tasks:
-            del executor.queued_tasks[task_id]
-            group.start_soon(self._killed_during_launch, framework, executor, task_id)
+        queued = executor.queued_tasks.pop(task_id, None)
+        if queued is not None:
+            group.start_soon(self._killed_during_launch, framework, executor, queued)
             return
-        for queued in executor.queued_groups:
-            if any(task.task_id.value == task_id for task in queued.tasks):
-                executor.queued_groups.remove(queued)
-                for task in queued.tasks:
-                    group.start_soon(
-                        self._killed_during_launch, framework, executor, task.task_id.value
-                    )
+        for queued_group in executor.queued_groups:
+            if any(task.task_id.value == task_id for task in queued_group.tasks):
+                # A group is delivered whole or not at all: killing one kills it.
+                executor.queued_groups.remove(queued_group)
+                for task in queued_group.tasks:
+                    group.start_soon(self._killed_during_launch, framework, executor, task)
                 return
-        if executor.kind is ExecutorKind.CUSTOM:
-            if executor.events is not None:
-                kill = executor_pb2.Event.Kill(kill_policy=policy)
-                kill.task_id.value = task_id
-                executor.events.send(executor_pb2.Event(type=executor_pb2.Event.KILL, kill=kill))
-            return
         if executor.runner is not None:
             executor.runner.kill_task(task_id, policy)
 
     async def _killed_during_launch(
-        self, framework: Framework, executor: Executor, task_id: str
+        self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
     ) -> None:
-        executor.task_infos.pop(task_id, None)
         status = new_status(
-            task_id,
+            task.task_id.value,
             _TS.TASK_KILLED,
             source=_Status.SOURCE_AGENT,
             message="Killed before delivery to the executor",
             reason=_Status.REASON_TASK_KILLED_DURING_LAUNCH,
         )
-        info = mesos_pb2.TaskInfo(name=task_id)
-        info.task_id.value = task_id
-        executor.launched_tasks[task_id] = self._task_record(framework, executor, info)
+        executor.launched_tasks[task.task_id.value] = self._task_record(framework, executor, task)
         await self.handle_status_update(framework, executor, status)
 
     def _framework_message(self, message: internal_pb2.FrameworkToExecutor) -> None:
@@ -722,23 +712,19 @@ class Agent:
             executor.events = None
         if executor.kind is not ExecutorKind.DEFAULT:
             await self._destroy_quietly(executor.container_id)
-        # Whatever the executor did not finish fails with it.
-        remaining = list(executor.launched_tasks)
-        remaining += list(executor.queued_tasks)
-        remaining += [t.task_id.value for g in executor.queued_groups for t in g.tasks]
-        for task_id in remaining:
-            if task_id in executor.queued_tasks or any(
-                task_id == t.task_id.value for g in executor.queued_groups for t in g.tasks
-            ):
-                info = executor.queued_tasks.get(task_id) or mesos_pb2.TaskInfo(name=task_id)
-                if not info.HasField("task_id"):
-                    info.task_id.value = task_id
-                executor.launched_tasks[task_id] = self._task_record(framework, executor, info)
+        # Whatever the executor did not finish fails with it, undelivered tasks too.
+        undelivered = list(executor.queued_tasks.values())
+        undelivered += [task for group in executor.queued_groups for task in group.tasks]
+        executor.queued_tasks.clear()
+        executor.queued_groups.clear()
+        for info in undelivered:
+            executor.launched_tasks[info.task_id.value] = self._task_record(
+                framework, executor, info
+            )
+        for task_id in list(executor.launched_tasks):
             await self.handle_status_update(
                 framework, executor, _executor_lost_status(task_id, termination)
             )
-        executor.queued_tasks.clear()
-        executor.queued_groups.clear()
         if executor.kind is not ExecutorKind.COMMAND:
             wait_status = termination.wait_status if termination is not None else None
             if wait_status is None:

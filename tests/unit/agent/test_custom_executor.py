@@ -348,3 +348,17 @@ async def test_executor_that_exits_fails_its_queued_tasks(tmp_path: Path) -> Non
         assert update.status.state == _TS.TASK_FAILED
         assert update.status.reason == mesos_pb2.TaskStatus.REASON_EXECUTOR_TERMINATED
         assert exited.status == 7 << 8
+
+
+async def test_killing_a_task_the_executor_has_not_received(tmp_path: Path) -> None:
+    async with running_agent(tmp_path / "agent", http=True) as running:
+        await running.link.run_task(_custom_task("t1", "t", "sleep 1000"), framework_info())
+        await running.link.kill_task("t1")
+        with anyio.fail_after(30):
+            update = await running.link.next_update()
+        assert update.status.state == _TS.TASK_KILLED
+        assert update.status.reason == mesos_pb2.TaskStatus.REASON_TASK_KILLED_DURING_LAUNCH
+        assert update.status.source == mesos_pb2.TaskStatus.SOURCE_AGENT
+        executor = running.agent.frameworks[FRAMEWORK_ID].executors["exec-1"]
+        (task,) = executor.terminated_tasks.values()
+        assert task.resources[0].name == "cpus"
