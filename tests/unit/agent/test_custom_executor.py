@@ -202,6 +202,9 @@ async def test_checkpointing_executor_gets_recovery_settings(tmp_path: Path) -> 
         pid_file = layout.forked_pid_file(
             agent.agent_id, FRAMEWORK_ID, "exec-1", executor.container_id
         )
+        with anyio.fail_after(30):
+            while not pid_file.exists():  # written once the launch has returned
+                await anyio.sleep(0.01)
         assert int(pid_file.read_text()) == executor.pid
 
 
