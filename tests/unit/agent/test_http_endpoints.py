@@ -167,6 +167,15 @@ async def test_operator_protocol_errors(tmp_path: Path) -> None:
         assert response.status_code == 400
         response = await client.get("/api/v1")
         assert response.status_code == 405
+        set_level = _Call(
+            type=_Call.SET_LOGGING_LEVEL,
+            set_logging_level=_Call.SetLoggingLevel(
+                level=1, duration=mesos_pb2.DurationInfo(nanoseconds=3600 * 10**9)
+            ),
+        )
+        assert (await _call(client, set_level)).status_code == 200
+        level = await _response(client, _Call.GET_LOGGING_LEVEL)
+        assert level.get_logging_level.level == 1
         response = await client.post("/api/v1", content=b"{}", headers={"Content-Type": "text/xml"})
         assert response.status_code == 415
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,33 @@ def test_sandbox_layout_and_latest_link(tmp_path: Path) -> None:
     atomic_write(target, b"two")
     assert target.read_bytes() == b"two"
     assert sorted(path.name for path in target.parent.iterdir()) == ["slave.info"]
+
+
+class _FakeNvml:
+    """Stands in for pynvml: two devices."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def nvmlInit(self) -> None:
+        self.calls.append("init")
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlShutdown(self) -> None:
+        self.calls.append("shutdown")
+
+
+def test_gpus_are_discovered_only_with_gpu_isolation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    plain = {resource.name for resource in discover_resources(AgentConfig(work_dir=tmp_path))}
+    assert "gpus" not in plain
+    assert fake.calls == []
+    config = AgentConfig(work_dir=tmp_path, isolation="posix/cpu,posix/mem,gpu/nvidia")
+    resources = {resource.name: resource for resource in discover_resources(config)}
+    assert resources["gpus"].scalar.value == 2.0
+    assert fake.calls == ["init", "shutdown"]
