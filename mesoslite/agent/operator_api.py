@@ -60,6 +60,9 @@ _REQUIRED_MEMBER = {
     _Call.PRUNE_IMAGES: "prune_images",
 }
 
+# The loggers SET_LOGGING_LEVEL turns up.
+_LOGGERS = ("mesoslite.agent", "mesoslite.executor", "mesoslite.runtime")
+
 _STREAMING_CALLS = frozenset({_Call.LAUNCH_NESTED_CONTAINER_SESSION, _Call.ATTACH_CONTAINER_OUTPUT})
 
 
@@ -86,6 +89,7 @@ class OperatorApi:
         self.containers = ContainerCalls(agent)
         self.logging_level = 0
         self._logging_reset: anyio.CancelScope | None = None
+        self._baseline_levels: dict[str, int] = {}
         self._handlers: dict[
             int, Callable[[agent_pb2.Call], Awaitable[_Response | Response | None]]
         ] = {
@@ -180,22 +184,35 @@ class OperatorApi:
         )
 
     async def _set_logging_level(self, call: agent_pb2.Call) -> None:
-        # glog verbosity: any level above 0 means debug logging, for `duration`.
+        # glog verbosity: any level above 0 means debug logging of the agent (its own
+        # loggers only: a master may share the process), for `duration`.
         request = call.set_logging_level
-        self.logging_level = request.level
-        logger = logging.getLogger("mesoslite")
-        logger.setLevel(logging.DEBUG if request.level > 0 else logging.NOTSET)
-        if self._logging_reset is not None:
+        if self._logging_reset is None:
+            self._baseline_levels = {name: logging.getLogger(name).level for name in _LOGGERS}
+        else:
             self._logging_reset.cancel()
+        self.logging_level = request.level
+        for name in _LOGGERS:
+            logging.getLogger(name).setLevel(
+                logging.DEBUG if request.level > 0 else self._baseline_levels[name]
+            )
+        scope = anyio.CancelScope()
+        self._logging_reset = scope
         duration_s = request.duration.nanoseconds / 1e9
-        self._logging_reset = anyio.CancelScope()
-        self._agent.task_group().start_soon(self._reset_logging, self._logging_reset, duration_s)
+        self._agent.task_group().start_soon(self._reset_logging, scope, duration_s)
 
     async def _reset_logging(self, scope: anyio.CancelScope, duration_s: float) -> None:
-        with scope:
-            await anyio.sleep(duration_s)
-            self.logging_level = 0
-            logging.getLogger("mesoslite").setLevel(logging.NOTSET)
+        try:
+            with scope:
+                await anyio.sleep(duration_s)
+        finally:
+            # Expired, or the agent stops: back to the baseline. A newer call that
+            # replaced this one resets on its own.
+            if self._logging_reset is scope:
+                self._logging_reset = None
+                self.logging_level = 0
+                for name in _LOGGERS:
+                    logging.getLogger(name).setLevel(self._baseline_levels[name])
 
     async def _list_files(self, call: agent_pb2.Call) -> _Response:
         roots = views.file_roots(self._agent)

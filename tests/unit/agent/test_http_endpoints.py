@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -137,6 +138,7 @@ async def test_operator_files(tmp_path: Path) -> None:
 
 
 async def test_operator_protocol_errors(tmp_path: Path) -> None:
+    baseline = logging.getLogger("mesoslite.agent").level
     async with (
         running_agent(tmp_path, http=True) as running,
         httpx.AsyncClient(base_url=running.base_url, timeout=30) as client,
@@ -176,6 +178,9 @@ async def test_operator_protocol_errors(tmp_path: Path) -> None:
         assert (await _call(client, set_level)).status_code == 200
         level = await _response(client, _Call.GET_LOGGING_LEVEL)
         assert level.get_logging_level.level == 1
+        assert logging.getLogger("mesoslite.agent").level == logging.DEBUG
+    # The agent stopping ends the temporary level.
+    assert logging.getLogger("mesoslite.agent").level == baseline
         response = await client.post("/api/v1", content=b"{}", headers={"Content-Type": "text/xml"})
         assert response.status_code == 415
 
