@@ -179,10 +179,10 @@ async def test_operator_protocol_errors(tmp_path: Path) -> None:
         level = await _response(client, _Call.GET_LOGGING_LEVEL)
         assert level.get_logging_level.level == 1
         assert logging.getLogger("mesoslite.agent").level == logging.DEBUG
-    # The agent stopping ends the temporary level.
-    assert logging.getLogger("mesoslite.agent").level == baseline
         response = await client.post("/api/v1", content=b"{}", headers={"Content-Type": "text/xml"})
         assert response.status_code == 415
+    # The agent stopping ends the temporary level.
+    assert logging.getLogger("mesoslite.agent").level == baseline
 
 
 async def test_standalone_and_nested_containers(tmp_path: Path) -> None:
