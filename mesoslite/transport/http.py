@@ -20,6 +20,7 @@ import logging
 import math
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -52,6 +53,8 @@ CONNECTION_HEADER = "Mesoslite-Connection-Id"
 # The agent's own address, so that the master can name the connection's peer.
 AGENT_HEADER = "Mesoslite-Agent"
 _STREAM_CONTENT_TYPE = "application/recordio"
+# For everything but reading the master's stream, which stays open indefinitely.
+_REQUEST_TIMEOUT_S = 10.0
 _MESSAGE_CONTENT_TYPE = "application/x-protobuf"
 
 
@@ -254,6 +257,7 @@ class HttpAgentChannel:
             try:
                 response = await self._client.post(
                     MESSAGE_PATH,
+                    timeout=_REQUEST_TIMEOUT_S,
                     content=b"".join(batch),
                     headers={
                         CONNECTION_HEADER: self._connection_id,
@@ -310,7 +314,7 @@ class HttpMasterConnector:
     async def connect(self) -> AgentChannel:
         client = httpx.AsyncClient(
             base_url=self._base_url,
-            timeout=httpx.Timeout(10.0, read=None),
+            timeout=httpx.Timeout(_REQUEST_TIMEOUT_S, read=None),
             # The message stream stays open indefinitely; POSTs need their own
             # connections beside it.
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
@@ -326,6 +330,12 @@ class HttpMasterConnector:
                 await client.aclose()
             raise
         connection_id = stream.headers.get(CONNECTION_HEADER)
+        location = stream.headers.get("location")
+        if stream.status_code == 307 and location:
+            # Not the leader: try the one it names next time (Location is `//host:port`).
+            netloc = urlsplit(location if "//" in location else f"//{location}").netloc
+            if netloc:
+                self._base_url = f"http://{netloc}"
         if stream.status_code != 200 or not connection_id:
             body = (await stream.aread()).decode("utf-8", "replace")[:200]
             await stream.aclose()

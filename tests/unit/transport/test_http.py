@@ -11,12 +11,15 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from mesoslite.agent.agent import Agent
 from mesoslite.proto import internal_pb2, mesos_pb2
 from mesoslite.runtime.containerizer import MesosContainerizer
 from mesoslite.transport.channel import ChannelClosed, MasterChannel
 from mesoslite.transport.http import (
+    CONNECT_PATH,
     CONNECTION_HEADER,
     MESSAGE_PATH,
     HttpMasterConnector,
@@ -178,3 +181,30 @@ async def test_agent_runs_a_task_over_http(tmp_path: Path) -> None:
                 with anyio.CancelScope(shield=True):
                     await agent.shutdown()
                 group.cancel_scope.cancel()
+
+
+async def test_a_redirect_points_the_next_attempt_at_the_leader() -> None:
+    server = RecordingServer()
+    async with master_server(server, ["/master"]) as leader:
+        redirector = Router(aliases=["/master"])
+
+        async def not_leader(request: Request) -> Response:
+            return Response(b"", status_code=307, headers={"Location": f"//{leader}"})
+
+        redirector.add(CONNECT_PATH.removeprefix("/master"), not_leader)
+        sock = local_socket()
+        follower = f"127.0.0.1:{sock.getsockname()[1]}"
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(serve_http, redirector, sock)
+                connector = HttpMasterConnector(follower)
+                with anyio.fail_after(30):
+                    with pytest.raises(ConnectionError):
+                        await connector.connect()
+                    agent_end = await connector.connect()
+                    _, done = await server.connections.receive()
+                done.set()
+                await agent_end.aclose()
+                group.cancel_scope.cancel()
+        finally:
+            sock.close()
