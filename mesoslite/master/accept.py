@@ -305,12 +305,13 @@ class _OfferView(Mapping[str, mesos_pb2.Offer]):
 def _prepare_resources(resources: MutableSequence[mesos_pb2.Resource], role: str) -> None:
     """In place: the post-refinement format, and the offer's allocation role on each
     (frameworks need not set it; Mesos injects it before validating)."""
-    converted = to_post_refinement(resources)
-    del resources[:]
-    for resource in converted:
+    if any(r.HasField("role") or r.HasField("reservation") for r in resources):
+        converted = to_post_refinement(resources)
+        del resources[:]
+        resources.extend(converted)
+    for resource in resources:
         if not resource.allocation_info.HasField("role"):
             resource.allocation_info.role = role
-        resources.append(resource)
 
 
 def _prepare_executor(executor: mesos_pb2.ExecutorInfo, framework_id: str, role: str) -> None:

@@ -8,6 +8,7 @@ update costs a dict lookup, an append to the task's statuses and one event encod
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mesoslite.master.events import update_event
@@ -21,7 +22,6 @@ from mesoslite.master.task_state import (
     state_for_framework,
 )
 from mesoslite.proto import internal_pb2, master_pb2, mesos_pb2, scheduler_pb2
-from mesoslite.resources import Resources
 
 if TYPE_CHECKING:
     from mesoslite.master.master import Master
@@ -180,19 +180,19 @@ class TaskTracker:
         return True
 
     def _release(
-        self, framework_id: str, agent_id: str, resources: list[mesos_pb2.Resource] | object
+        self, framework_id: str, agent_id: str, resources: Sequence[mesos_pb2.Resource]
     ) -> None:
         master = self._master
+        if not resources:
+            return
         if agent_id not in master.state.agents:
             return  # the allocator already dropped the agent with everything on it
         if framework_id not in master.state.frameworks:
             return  # a removed framework's allocations went with it
-        released = Resources(resources)  # type: ignore[arg-type]
-        if released:
-            master.allocator.recover(
-                framework_id, agent_id, released.to_list(), refuse_seconds=None, now=master.clock()
-            )
-            master.offers.request_allocation()
+        master.allocator.recover(
+            framework_id, agent_id, resources, refuse_seconds=None, now=master.clock()
+        )
+        master.offers.request_allocation()
 
     # ------------------------------------------------------------------ status updates
 

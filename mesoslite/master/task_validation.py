@@ -127,10 +127,14 @@ def _validate_single_allocation_role(resources: Iterable[mesos_pb2.Resource]) ->
     return None
 
 
-def _validate_revocable_mix(resources: Resources) -> str | None:
-    revocable = resources.revocable()
-    for name in sorted(resources.names()):
-        of_name = resources.named(name)
+def _validate_revocable_mix(resources: Iterable[mesos_pb2.Resource]) -> str | None:
+    resources = list(resources)
+    if not any(r.HasField("revocable") for r in resources):
+        return None  # the common case, without building a Resources
+    collection = Resources(resources)
+    revocable = collection.revocable()
+    for name in sorted(collection.names()):
+        of_name = collection.named(name)
         if of_name.revocable() and of_name != revocable.named(name):
             return f"Cannot use both revocable and non-revocable '{name}' at the same time"
     return None
@@ -138,6 +142,8 @@ def _validate_revocable_mix(resources: Resources) -> str | None:
 
 def _overlapping(parts: Sequence[Resources]) -> bool:
     # Ranges and sets that overlap between parts vanish in the sum: compare quantities.
+    if not any(_has_ranges_or_sets(part) for part in parts):
+        return False
     total = Resources()
     quantities: dict[str, float] = {}
     for part in parts:
@@ -146,6 +152,10 @@ def _overlapping(parts: Sequence[Resources]) -> bool:
             quantities[name] = quantities.get(name, 0.0) + amount
     summed = total.quantities()
     return any(abs(summed.get(name, 0.0) - amount) > 1e-9 for name, amount in quantities.items())
+
+
+def _has_ranges_or_sets(resources: Resources) -> bool:
+    return any(r.type != mesos_pb2.Value.SCALAR for r in resources)
 
 
 # ---------------------------------------------------------------------------- commands, checks
@@ -303,7 +313,7 @@ def _validate_executor_for_framework(
     error = _validate_single_allocation_role(executor.resources)
     if error is not None:
         return f"Invalid executor resources: {error}"
-    error = _validate_revocable_mix(Resources(executor.resources))
+    error = _validate_revocable_mix(executor.resources)
     if error is not None:
         return f"Executor mixes revocable and non-revocable resources: {error}"
     existing = agent.executors.get(framework.id, {}).get(executor.executor_id.value)
@@ -360,7 +370,7 @@ def _validate_task_fields(
     error = _validate_single_allocation_role(task.resources)
     if error is not None:
         return f"Invalid task resources: {error}"
-    error = _validate_revocable_mix(Resources(task.resources))
+    error = _validate_revocable_mix(task.resources)
     if error is not None:
         return f"Task mixes revocable and non-revocable resources: {error}"
     if task.HasField("command"):
@@ -431,15 +441,15 @@ def validate_task(
                 f"There are overlapping resources in the task resources {task_resources}"
                 f" and executor resources {executor_resources}"
             )
-        error = _validate_revocable_mix(task_resources + executor_resources)
+        error = _validate_revocable_mix([*task.resources, *executor.resources])
         if error is not None:
             return f"Task and its executor mix revocable and non-revocable resources: {error}"
         if not agent.has_executor(framework.id, executor.executor_id.value):
             total = total + executor_resources
     if not offered.contains(total):
         return (
-            f"Total resources {total} required by task and its executor is more than"
-            f" available {offered}"
+            f"Total resources {_text(total)} required by task and its executor is more than"
+            f" available {_text(offered)}"
         )
     linux = task.container.linux_info
     if linux.HasField("share_cgroups") and not linux.share_cgroups:
@@ -493,7 +503,7 @@ def validate_task_group(
         return f"Executor '{executor_id}' uses no disk"
     task_resources = [Resources(task.resources) for task in group.tasks]
     everything = sum(task_resources, Resources()) + executor_resources
-    error = _validate_revocable_mix(everything)
+    error = _validate_revocable_mix(everything.to_list())
     if error is not None:
         return f"Task group and executor mix revocable and non-revocable resources: {error}"
     if _overlapping([*task_resources, executor_resources]):
@@ -507,8 +517,8 @@ def validate_task_group(
         total = total + executor_resources
     if not offered.contains(total):
         return (
-            f"Total resources {total} required by task group and its executor are more than"
-            f" available {offered}"
+            f"Total resources {_text(total)} required by task group and its executor are more"
+            f" than available {_text(offered)}"
         )
     return _validate_group_share_cgroups(group, executor)
 
@@ -567,3 +577,8 @@ def _scalar_or_none(resources: Resources, name: str, suffix: str = "") -> str:
     if name not in resources.names():
         return "None"
     return f"{resources.scalar(name):g}{suffix}"
+
+
+def _text(resources: Resources) -> str:
+    # Mesos prints empty resources as "{}".
+    return str(resources) if resources else "{}"
