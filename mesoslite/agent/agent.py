@@ -74,7 +74,7 @@ class Agent:
         self.config = config
         self.containerizer = containerizer
         self.port = port if port is not None else config.port
-        self.endpoint = f"{config.ip}:{self.port}"
+        self.endpoint = f"{config.public_ip}:{self.port}"
         self.layout = SandboxLayout(config.work_dir)
         self.agent_info = mesos_pb2.AgentInfo(hostname=config.advertised_hostname, port=self.port)
         self.master_info: mesos_pb2.MasterInfo | None = None
@@ -577,7 +577,7 @@ class Agent:
                     container_status.executor_pid = executor.pid
                 if not container_status.network_infos:
                     container_status.network_infos.add().ip_addresses.add(
-                        protocol=mesos_pb2.NetworkInfo.IPv4, ip_address=self.config.ip
+                        protocol=mesos_pb2.NetworkInfo.IPv4, ip_address=self.config.public_ip
                     )
         if not status.HasField("timestamp"):
             status.timestamp = time.time()

@@ -25,6 +25,8 @@ class AgentConfig:
     port: int = 5051
     # Advertised in AgentInfo and offers; "" means "use the ip".
     hostname: str = ""
+    # What executors and the master are told to use when `ip` is a wildcard address.
+    advertise_ip: str | None = None
     # `--resources`: Mesos syntax (`cpus:2;mem:1024;ports:[31000-32000]`) or a JSON
     # array of Resource; named resources replace the discovered ones.
     resources: str | None = None
@@ -68,8 +70,17 @@ class AgentConfig:
     extra_flags: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def public_ip(self) -> str:
+        """The address others reach this agent at (MESOS_AGENT_ENDPOINT, pid)."""
+        if self.advertise_ip:
+            return self.advertise_ip
+        if self.ip in ("0.0.0.0", "", "::"):
+            return "127.0.0.1"
+        return self.ip
+
+    @property
     def advertised_hostname(self) -> str:
-        return self.hostname or self.ip
+        return self.hostname or self.public_ip
 
     @property
     def isolation_or_default(self) -> str:
@@ -80,6 +91,7 @@ class AgentConfig:
         values = {
             "work_dir": str(self.work_dir),
             "ip": self.ip,
+            "advertise_ip": self.public_ip,
             "port": str(self.port),
             "hostname": self.advertised_hostname,
             "isolation": self.isolation_or_default,

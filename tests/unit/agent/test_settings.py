@@ -175,3 +175,11 @@ def test_gpus_are_discovered_only_with_gpu_isolation(
     resources = {resource.name: resource for resource in discover_resources(config)}
     assert resources["gpus"].scalar.value == 2.0
     assert fake.calls == ["init", "shutdown"]
+
+
+def test_a_wildcard_listener_advertises_a_reachable_address(tmp_path: Path) -> None:
+    assert AgentConfig(work_dir=tmp_path, ip="0.0.0.0").public_ip == "127.0.0.1"
+    config = AgentConfig(work_dir=tmp_path, ip="0.0.0.0", advertise_ip="10.1.2.3")
+    assert config.public_ip == "10.1.2.3"
+    assert config.advertised_hostname == "10.1.2.3"
+    assert AgentConfig(work_dir=tmp_path, ip="10.0.0.5").public_ip == "10.0.0.5"
