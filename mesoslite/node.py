@@ -97,16 +97,25 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def _serve(router: Router, sock: socket.socket) -> None:
+    """Serve until cancelled. uvicorn does not take cancellation well (it can leave its
+    serve loop hanging), so cancellation is turned into its own way to stop: set
+    `should_exit` and let it close the listener and drain (1 s at most)."""
     config = uvicorn_config(
         router, log_level="warning", timeout_graceful_shutdown=1, timeout_keep_alive=75
     )
     server = _EmbeddedServer(config)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        with anyio.CancelScope(shield=True):
+
+    async def stop_when_cancelled() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
             server.should_exit = True
-            server.force_exit = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_when_cancelled)
+        with anyio.CancelScope(shield=True):
+            await server.serve(sockets=[sock])
+        tg.cancel_scope.cancel()
 
 
 def _address(sock: socket.socket) -> str:
@@ -134,9 +143,13 @@ class Node:
         self._master_address = master_address
         self.master: Master | None = None
         self.agent: Agent | None = None
+        self._sockets: tuple[socket.socket | None, socket.socket | None] | None = None
 
     def bind(self) -> tuple[socket.socket | None, socket.socket | None]:
-        """Open the listeners (before starting anything, so errors come first)."""
+        """Open the listeners (before starting anything, so errors come first). `run`
+        binds them itself unless this was called before."""
+        if self._sockets is not None:
+            return self._sockets
         master_sock = agent_sock = None
         if self._master_config is not None:
             master_sock = bind_listener(self._master_config.ip, self._master_config.port)
@@ -153,18 +166,33 @@ class Node:
         self, *, task_status: TaskStatus[NodeAddresses] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         master_sock, agent_sock = self.bind()
+        # Cancelling the node must stop the roles first and the containerizer last:
+        # the agent's shutdown needs the containerizer's supervision (which reaps the
+        # tasks it kills). So the containerizer runs shielded, and an outer
+        # cancellation is passed on to the roles' scope alone.
+        roles_scope = anyio.CancelScope()
+
+        async def cancel_roles_when_cancelled() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                roles_scope.cancel()
+
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                # The containerizer outlives the task group below (its own task group
-                # must nest outside ours), so it is entered first.
-                containerizer = None
-                if self._agent_config is not None:
-                    containerizer = await stack.enter_async_context(
-                        build_containerizer(self._agent_config)
-                    )
-                await self._run_roles(
-                    master_sock, agent_sock, containerizer, task_status=task_status
-                )
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(cancel_roles_when_cancelled)
+                with anyio.CancelScope(shield=True):
+                    async with contextlib.AsyncExitStack() as stack:
+                        containerizer = None
+                        if self._agent_config is not None:
+                            containerizer = await stack.enter_async_context(
+                                build_containerizer(self._agent_config)
+                            )
+                        with roles_scope:
+                            await self._run_roles(
+                                master_sock, agent_sock, containerizer, task_status=task_status
+                            )
+                outer.cancel_scope.cancel()
         finally:
             for sock in (master_sock, agent_sock):
                 if sock is not None:

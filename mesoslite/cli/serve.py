@@ -88,6 +88,10 @@ def run_foreground(
     data_dir.mkdir(parents=True, exist_ok=True)
     node = build_node(data_dir)
     assert isinstance(node, Node)
+    try:
+        node.bind()
+    except BindError as exc:
+        raise CliError(str(exc)) from None
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -106,8 +110,6 @@ def run_foreground(
 
     try:
         anyio.run(main)
-    except BindError as exc:
-        raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     finally:
