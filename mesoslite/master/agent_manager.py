@@ -322,6 +322,7 @@ class AgentManager:
             capabilities=framework.capabilities,
             active=False,
         )
+        master.frameworks.announce(master_pb2.Event.FRAMEWORK_ADDED, framework)
         return framework
 
     def _mark_used(

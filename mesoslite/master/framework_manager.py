@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 TaskStatus = mesos_pb2.TaskStatus
 
+# A scheduler that stops reading its stream is cut off (and treated as disconnected)
+# once this much is waiting for it, rather than growing the master's memory forever.
+MAX_SCHEDULER_BACKLOG_BYTES = 64 * 1024 * 1024
+
 
 class FrameworkManager:
     def __init__(self, master: Master) -> None:
@@ -50,7 +54,11 @@ class FrameworkManager:
         and the end of the stream when the subscription is refused."""
         master = self._master
         stream_id = str(uuid.uuid4())
-        events = EventStream(content_type, headers={"Mesos-Stream-Id": stream_id})
+        events = EventStream(
+            content_type,
+            headers={"Mesos-Stream-Id": stream_id},
+            max_buffered_bytes=MAX_SCHEDULER_BACKLOG_BYTES,
+        )
         info = mesos_pb2.FrameworkInfo()
         info.CopyFrom(subscribe.framework_info)
         if principal is not None and not info.HasField("principal"):
@@ -94,7 +102,7 @@ class FrameworkManager:
             self._add(framework)
             self._connect(framework, events, stream_id)
             log.info("framework %s (%s) subscribed", framework.id, info.name)
-            self._broadcast_framework(master_pb2.Event.FRAMEWORK_ADDED, framework)
+            self.announce(master_pb2.Event.FRAMEWORK_ADDED, framework)
         else:
             framework = known
             self._update(framework, info, subscribe.suppressed_roles, constraints)
@@ -104,7 +112,7 @@ class FrameworkManager:
                 framework.reregistered_time = master.clock()
             self._failover(framework, events, stream_id)
             log.info("framework %s (%s) re-subscribed", framework.id, info.name)
-            self._broadcast_framework(master_pb2.Event.FRAMEWORK_UPDATED, framework)
+            self.announce(master_pb2.Event.FRAMEWORK_UPDATED, framework)
         master.offers.request_allocation()
         return events
 
@@ -165,7 +173,7 @@ class FrameworkManager:
             raise HttpError(400, f"Invalid UPDATE_FRAMEWORK call: {error}")
         constraints = update.offer_constraints if update.HasField("offer_constraints") else None
         self._update(framework, info, update.suppressed_roles, constraints)
-        self._broadcast_framework(master_pb2.Event.FRAMEWORK_UPDATED, framework)
+        self.announce(master_pb2.Event.FRAMEWORK_UPDATED, framework)
         master.offers.request_allocation()
 
     def _update(
@@ -348,9 +356,8 @@ class FrameworkManager:
 
     # ------------------------------------------------------------------ operator events
 
-    def _broadcast_framework(
-        self, kind: master_pb2.Event.Type.ValueType, framework: Framework
-    ) -> None:
+    def announce(self, kind: master_pb2.Event.Type.ValueType, framework: Framework) -> None:
+        """FRAMEWORK_ADDED / FRAMEWORK_UPDATED to operator subscribers."""
         subscribers = self._master.operator_subscribers
         if not subscribers:
             return

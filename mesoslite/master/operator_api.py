@@ -37,6 +37,9 @@ __all__ = ["OperatorApi", "version_info"]
 log = logging.getLogger(__name__)
 
 Call = master_pb2.Call
+
+# An operator subscriber that stops reading is cut off past this backlog.
+MAX_SUBSCRIBER_BACKLOG_BYTES = 16 * 1024 * 1024
 Response_ = master_pb2.Response
 
 # Build facts reported by GET_VERSION and /version.
@@ -193,7 +196,7 @@ class OperatorApi:
 
     def _subscribe(self, content_type: str) -> Response:
         master = self._master
-        events = EventStream(content_type)
+        events = EventStream(content_type, max_buffered_bytes=MAX_SUBSCRIBER_BACKLOG_BYTES)
         if not master.operator_subscribers.add(events):
             raise HttpError(503, "Maximum number of subscribers reached")
         event = master_pb2.Event(type=master_pb2.Event.SUBSCRIBED)
