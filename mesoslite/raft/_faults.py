@@ -18,6 +18,9 @@ class InjectedFaults:
     # Count replicas for entries of any term when advancing the commit index, which is
     # exactly the mistake Raft §5.4.2 (Figure 8) warns against.
     commit_any_term: bool = False
+    # Grant votes without checking that the candidate's log is at least as up to date as
+    # ours (Raft §5.4.1), which lets a leader without committed entries be elected.
+    vote_ignores_log: bool = False
 
 
 ACTIVE = InjectedFaults()

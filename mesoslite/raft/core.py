@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
+from mesoslite.raft import _faults
 from mesoslite.raft.confchange import Membership, apply_conf_change
 from mesoslite.raft.config import Config
 from mesoslite.raft.errors import (
@@ -335,7 +336,9 @@ class RaftCore:
             or (is_pre_vote and m.term > self.term)
         )
         response_type = _PRE_VOTE_RESPONSE if is_pre_vote else _VOTE_RESPONSE
-        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+        if can_vote and (
+            self.log.is_up_to_date(m.index, m.log_term) or _faults.ACTIVE.vote_ignores_log
+        ):
             # Grant with the term of the request, so that a pre-candidate does not take
             # the answer for a stale one.
             self.messages.append(

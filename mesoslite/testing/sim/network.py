@@ -88,6 +88,11 @@ class SimNetwork(Generic[PayloadT]):
                     for b in other_group:
                         self._cut_links.add((a, b))
 
+    def connect(self, a: int, b: int) -> None:
+        """Restore the links between `a` and `b`, both ways."""
+        self._cut_links.discard((a, b))
+        self._cut_links.discard((b, a))
+
     def heal(self) -> None:
         self._cut_links.clear()
 

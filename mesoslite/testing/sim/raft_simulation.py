@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from mesoslite.raft import (
@@ -67,6 +68,10 @@ class SimulationOptions:
     partition_ticks_max: int = 60
     crash_probability: float = 0.01
     restart_ticks_max: int = 60
+    restart_after_crash: bool = True  # scripted scenarios restart replicas themselves
+    # The chance that a newly elected leader is crashed or cut off soon after winning:
+    # leaders failing before their first entries spread is what Figure 8 is made of.
+    leader_fault_probability: float = 0.1
     propose_probability: float = 0.3
     propose_batch_max: int = 3
     read_probability: float = 0.1
@@ -113,6 +118,7 @@ class SimulationOptions:
             partition_probability=rng.choice([0.0, 0.005, 0.02, 0.05]),
             partition_ticks_max=rng.choice([10, 50, 150]),
             crash_probability=rng.choice([0.0, 0.003, 0.01, 0.03]),
+            leader_fault_probability=rng.choice([0.0, 0.1, 0.3, 0.6]),
             restart_ticks_max=rng.choice([5, 30, 100]),
             propose_probability=rng.choice([0.1, 0.3, 0.8]),
             propose_batch_max=rng.choice([1, 3, 10]),
@@ -187,6 +193,7 @@ class RaftSimulation:
         self._phase = "safety"
         self._faults_enabled = True
         self._partition_heal_tick: int | None = None
+        self._last_leader: tuple[int, int] | None = None  # (node id, term)
         self._op_counter = 0
         self._trace: deque[str] | None = deque(maxlen=_TRACE_LINES) if trace else None
         self.report = SimulationReport(options.seed)
@@ -246,6 +253,8 @@ class RaftSimulation:
         self._log(f"node {replica.id} crashed")
         if not self._faults_enabled:
             raise AssertionError(f"node {replica.id} crashed during the liveness phase")
+        if not self.options.restart_after_crash:
+            return
         delay_ticks = self._fault_rng.randint(1, self.options.restart_ticks_max)
         self.clock.call_later(
             delay_ticks * self.options.replica.tick_steps, lambda: self._restart(replica)
@@ -264,6 +273,39 @@ class RaftSimulation:
         running = self._running()
         if running:
             rng.choice(running).crash()
+
+    def _watch_leader(self) -> None:
+        """Now and then, strike a leader shortly after it was elected."""
+        leader = self._leader()
+        if leader is None or leader.node is None:
+            return
+        seen = (leader.id, leader.node.term)
+        if seen == self._last_leader:
+            return
+        self._last_leader = seen
+        rng = self._fault_rng
+        if rng.random() >= self.options.leader_fault_probability:
+            return
+        delay_steps = rng.randint(
+            0, self.options.replica.election_ticks * self.options.replica.tick_steps
+        )
+        crash = rng.random() < 0.5
+        duration_ticks = rng.randint(1, self.options.partition_ticks_max)
+
+        def strike() -> None:
+            if not self._faults_enabled or not leader.running:
+                return
+            if crash:
+                self._log(f"leader {leader.id} crashed soon after its election")
+                leader.crash()
+                return
+            self._log(f"leader {leader.id} cut off soon after its election")
+            self.network.isolate(leader.id, list(self.replicas))
+            heal_tick = self._tick + duration_ticks
+            self._partition_heal_tick = max(self._partition_heal_tick or 0, heal_tick)
+            self.report.partitions += 1
+
+        self.clock.call_later(delay_steps, strike)
 
     def _maybe_partition(self) -> None:
         rng = self._fault_rng
@@ -388,6 +430,24 @@ class RaftSimulation:
 
             self.clock.call_later(delay_ticks * self.options.replica.tick_steps, retire)
 
+    # -- scripted scenarios ----------------------------------------------------------------
+
+    def run_steps_until(self, condition: Callable[[], bool], max_steps: int) -> None:
+        """Advance the clock one step at a time until `condition()` holds."""
+        for _ in range(max_steps):
+            if condition():
+                return
+            self.clock.run_until(self.clock.now_steps + 1)
+        if not condition():
+            raise AssertionError(f"condition not reached within {max_steps} steps")
+
+    def campaign(self, node_id: int) -> None:
+        replica = self.replicas[node_id]
+        if replica.node is None:
+            raise AssertionError(f"node {node_id} is down")
+        replica.node.campaign()
+        replica.poke()
+
     # -- phases ----------------------------------------------------------------------------
 
     def _run_safety_phase(self) -> None:
@@ -395,6 +455,7 @@ class RaftSimulation:
             self._advance_tick()
             self._maybe_crash()
             self._maybe_partition()
+            self._watch_leader()
             self._workload()
 
     def _members(self) -> list[SimReplica]:
