@@ -159,7 +159,10 @@ def test_stream_id_rules_and_unknown_fields(cluster: RunningCluster) -> None:
         assert stream.status_code == 200  # unknown JSON fields are ignored
         stream_id = stream.headers["mesos-stream-id"]
         buffer = b""
-        for chunk in stream.iter_raw():
+        # Keep a reference: a discarded iterator closes the response (and so the
+        # framework's connection) when it is collected.
+        chunks = stream.iter_raw()
+        for chunk in chunks:
             buffer += chunk
             if b"SUBSCRIBED" in buffer:
                 break
