@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 "$python" -m PyInstaller --noconfirm --clean --onefile --name mesoslite \
-  --log-level WARN \
+  --log-level WARN --specpath build \
   --collect-submodules mesoslite \
   --collect-data mesoslite \
   --exclude-module tkinter --exclude-module pytest \
