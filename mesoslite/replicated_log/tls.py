@@ -31,6 +31,7 @@ from mesoslite.replicated_log.durable_files import write_file_atomically
 
 __all__ = [
     "CA_VALIDITY_DAYS",
+    "GRACEFUL_SHUTDOWN_S",
     "NODE_VALIDITY_DAYS",
     "ClusterCa",
     "TlsPaths",
@@ -47,6 +48,7 @@ __all__ = [
 
 CA_VALIDITY_DAYS = 3650
 NODE_VALIDITY_DAYS = 365
+GRACEFUL_SHUTDOWN_S = 1
 # Certificates start a little in the past so that a peer whose clock is slightly behind
 # does not reject a certificate issued a moment ago.
 _CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -302,6 +304,10 @@ def uvicorn_tls_options(paths: TlsPaths) -> dict[str, Any]:
         "ssl_keyfile": str(paths.node_key),
         "ssl_ca_certs": str(paths.ca_cert),
         "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        # Closing a TLS connection waits for the peer's close_notify, which a client
+        # that only writes (a Raft stream) or idles in a pool never sends: without a
+        # limit, uvicorn's shutdown waits asyncio's 30 s SSL shutdown timeout.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
     }
 
 

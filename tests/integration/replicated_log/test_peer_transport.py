@@ -21,10 +21,10 @@ from mesoslite.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
-from mesoslite.replicated_log.message_codec import encode_messages
 from mesoslite.replicated_log.peer_transport import (
     CONTENT_TYPE,
     RAFT_PATH,
+    encode_frame,
     mount_raft_endpoint,
     open_peer_transport,
 )
@@ -91,7 +91,7 @@ async def replica(paths: TlsPaths) -> AsyncIterator[tuple[str, MemoryObjectRecei
             await send.send(message)
 
     router = Router()
-    mount_raft_endpoint(router, deliver)
+    endpoint = mount_raft_endpoint(router, deliver)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -108,6 +108,7 @@ async def replica(paths: TlsPaths) -> AsyncIterator[tuple[str, MemoryObjectRecei
         try:
             yield f"127.0.0.1:{port}", receive
         finally:
+            endpoint.close()  # streams never end by themselves
             server.should_exit = True
     sock.close()
 
@@ -206,16 +207,79 @@ async def test_a_peer_that_is_down_is_reported_and_retried(tmp_path: Path) -> No
         assert await receive_all(received, 1) == [message]
 
 
-async def test_malformed_bodies_are_refused(tmp_path: Path) -> None:
+async def test_bodies_are_checked_frame_by_frame(tmp_path: Path) -> None:
     node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
     node_2 = member(node_1, tmp_path / "two", "node-2")
-    async with replica(node_2) as (address, received):
-        async with httpx.AsyncClient(verify=client_ssl_context(node_1)) as client:
-            url = f"https://{address}{RAFT_PATH}"
-            headers = {"Content-Type": CONTENT_TYPE}
-            bad = await client.post(url, content=b"\x01garbage", headers=headers)
-            assert bad.status_code == 400
-            good = await client.post(url, content=encode_messages(appends(2)), headers=headers)
-            assert good.status_code == 204
-            assert (await client.get(url)).status_code == 405
-        assert await receive_all(received, 2) == appends(2)
+    client = httpx.AsyncClient(verify=client_ssl_context(node_1))
+    async with replica(node_2) as (address, received), client:
+        url = f"https://{address}{RAFT_PATH}"
+        headers = {"Content-Type": CONTENT_TYPE}
+
+        async def post(body: bytes) -> int:
+            return (await client.post(url, content=body, headers=headers)).status_code
+
+        two_frames = encode_frame(appends(2)[:1]) + encode_frame(appends(2)[1:])
+        assert await post(two_frames) == 204
+        assert await received_now(received, 2) == appends(2)
+        garbage = b"\x01garbage"
+        assert await post(len(garbage).to_bytes(4, "little") + garbage) == 400
+        assert await post(two_frames[:-1]) == 400
+        assert await post((2**31).to_bytes(4, "little")) == 413
+        assert (await client.get(url)).status_code == 405
+        # Everything before the bad frame was delivered, nothing after.
+        assert await received_now(received, 1) == appends(2)[:1]
+        assert received.statistics().current_buffer_used == 0
+
+
+async def received_now(stream: MemoryObjectReceiveStream[Message], count: int) -> list[Message]:
+    return [stream.receive_nowait() for _ in range(count)]
+
+
+async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    arrived = anyio.Event()
+
+    async def deliver(messages: list[Message]) -> None:
+        arrived.set()
+
+    router = Router()
+    endpoint = mount_raft_endpoint(router, deliver)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    server = _QuietServer(
+        uvicorn_config(router, log_level="critical", **uvicorn_tls_options(node_2))
+    )
+    client = httpx.AsyncClient(verify=client_ssl_context(node_1))
+    transport_context = open_peer_transport(client_ssl_context(node_1), Reports())
+    stopped = anyio.Event()
+
+    async def serve() -> None:
+        await server.serve([sock])
+        stopped.set()
+
+    async with client, transport_context as transport, anyio.create_task_group() as group:
+        group.start_soon(serve)
+        transport.set_peer(2, address)
+        transport.send(appends(1))  # opens a stream that stays open
+        with anyio.fail_after(10):
+            await arrived.wait()
+        assert endpoint.open_requests == 1
+
+        endpoint.close()
+        with anyio.fail_after(10):  # a guard against hanging, not a timing check
+            while endpoint.open_requests:
+                await anyio.sleep(0.01)
+        refused = await client.post(
+            f"https://{address}{RAFT_PATH}", content=encode_frame(appends(1)), headers={}
+        )
+        assert refused.status_code == 503
+        # The listener stops although a peer's stream was open: close() ended the
+        # request, and the TLS options bound the wait for the connection to close.
+        server.should_exit = True
+        with anyio.fail_after(10):  # a guard against hanging, not a timing check
+            await stopped.wait()
+    sock.close()
