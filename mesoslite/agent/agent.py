@@ -123,12 +123,6 @@ class Agent:
         self.agent_info.resources.extend(resources)
         self.agent_info.attributes.extend(attributes)
         await anyio.to_thread.run_sync(checkpoints.prepare_work_dir, self.layout)
-        # This agent does not re-attach to a previous run's executors yet (it registers
-        # anew): containers left over from one are orphans, destroyed here.
-        try:
-            await self.containerizer.recover(set())
-        except Exception:
-            log.exception("cleaning up containers of a previous run failed")
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.status_updates.run)

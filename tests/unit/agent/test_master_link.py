@@ -3,8 +3,6 @@ its tasks, framework shutdown and updates, kills of unknown tasks, checkpoints."
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import anyio
@@ -12,13 +10,9 @@ import pytest
 
 from mesoslite.agent.update_log import read_update_log
 from mesoslite.proto import internal_pb2, mesos_pb2
-from mesoslite.runtime.api import ContainerConfig
-from mesoslite.runtime.containerizer import MesosContainerizer
 
-from ..runtime.helpers import process_is_gone
 from .harness import (
     AGENT_ID,
-    BASIC_PATH,
     FRAMEWORK_ID,
     command_task,
     framework_info,
@@ -162,26 +156,3 @@ async def test_checkpointing_framework_gets_its_task_checkpointed(tmp_path: Path
         assert layout.agent_info_file(agent.agent_id).exists()
         sandbox = layout.executor_run_dir(agent.agent_id, FRAMEWORK_ID, "t1", container_id)
         assert (sandbox.parent / "latest").resolve() == sandbox.resolve()
-
-
-async def test_containers_of_a_previous_run_are_destroyed_at_start(tmp_path: Path) -> None:
-    sandbox = tmp_path / "orphan-sandbox"
-    sandbox.mkdir()
-    async with MesosContainerizer(runtime_dir=tmp_path / "runtime") as previous:
-        config = ContainerConfig(
-            command=mesos_pb2.CommandInfo(value="sleep 1000"),
-            sandbox=sandbox,
-            environment={"PATH": BASIC_PATH},
-            checkpoint=True,
-        )
-        pid = await previous.launch("orphan", config)
-    try:
-        # The previous "agent" is gone; its checkpointed container still runs.
-        assert not process_is_gone(pid)
-        async with running_agent(tmp_path):
-            with anyio.fail_after(30):
-                while not process_is_gone(pid):
-                    await anyio.sleep(0.01)
-    finally:
-        if not process_is_gone(pid):
-            os.kill(pid, signal.SIGKILL)
