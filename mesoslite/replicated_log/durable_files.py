@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["fsync_directory", "write_all", "write_file_atomically"]
+__all__ = ["ensure_directory", "fsync_directory", "write_all", "write_file_atomically"]
 
 
 def fsync_directory(directory: Path) -> None:
@@ -15,6 +15,17 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ensure_directory(directory: Path, *, mode: int = 0o700) -> None:
+    """Create `directory` (and missing parents) durably: a crash right after must not
+    lose the entry of a directory whose files were already synced."""
+    if directory.is_dir():
+        return
+    missing = [directory, *(p for p in directory.parents if not p.exists())]
+    directory.mkdir(mode=mode, parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_directory(created.parent)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesoslite.replicated_log.durable_files import write_file_atomically
+from mesoslite.replicated_log.durable_files import ensure_directory, write_file_atomically
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -93,7 +93,7 @@ class JoinTokenFile:
         """Make a new token, replacing any previous one; the returned token is the only
         place its secret appears."""
         token = new_join_token(ca_fingerprint_sha256)
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_directory(self._path.parent)
         write_file_atomically(self._path, hash_secret(token.secret).encode("ascii") + b"\n")
         return token
 

@@ -12,7 +12,11 @@ import re
 from pathlib import Path
 
 from mesoslite.raft.messages import Snapshot
-from mesoslite.replicated_log.durable_files import fsync_directory, write_file_atomically
+from mesoslite.replicated_log.durable_files import (
+    ensure_directory,
+    fsync_directory,
+    write_file_atomically,
+)
 from mesoslite.replicated_log.errors import CorruptionError
 from mesoslite.replicated_log.framing import ScanEnd, ScanStop, encode_record, scan_records
 from mesoslite.replicated_log.records import (
@@ -44,7 +48,7 @@ class SnapshotStore:
         """The newest snapshot, or None. Removes temporary files a crash left behind.
         A damaged newest snapshot raises `CorruptionError`: older ones may not be
         covered by the WAL any more, so falling back could lose committed entries."""
-        self._directory.mkdir(parents=True, exist_ok=True)
+        ensure_directory(self._directory)
         for leftover in self._directory.glob("*.tmp"):
             leftover.unlink()
         paths = self._snapshot_paths()

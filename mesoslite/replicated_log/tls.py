@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mesoslite.replicated_log.durable_files import write_file_atomically
+from mesoslite.replicated_log.durable_files import ensure_directory, write_file_atomically
 
 __all__ = [
     "CA_VALIDITY_DAYS",
@@ -257,7 +257,7 @@ def ensure_cluster_tls(directory: Path, node_name: str, sans: Sequence[str]) -> 
     """Create the CA and this node's key and certificate where they are missing (what
     `mesoslite up` does on a new data directory); existing files are kept."""
     paths = TlsPaths(directory)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_directory(directory)
     if paths.ca_cert.exists():
         ca = ClusterCa.load(paths)
     else:
@@ -279,7 +279,7 @@ def save_node_identity(
 ) -> None:
     """Store what a joining node ends up with: its key, the certificate the cluster
     signed for it, and the (pinned) CA certificate."""
-    paths.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_directory(paths.directory)
     write_file_atomically(paths.node_key, _key_pem(key))
     write_file_atomically(paths.node_cert, certificate_pem, mode=0o644)
     write_file_atomically(paths.ca_cert, ca_certificate_pem, mode=0o644)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mesoslite.raft.messages import Entry, HardState, SnapshotMetadata
-from mesoslite.replicated_log.durable_files import fsync_directory
+from mesoslite.replicated_log.durable_files import ensure_directory, fsync_directory
 from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
 from mesoslite.replicated_log.framing import encode_record
 from mesoslite.replicated_log.records import (
@@ -93,6 +93,7 @@ class Wal:
         self._hard_state = hard_state
         self._segment_size_bytes = segment_size_bytes
         self._failed = False
+        self._unsynced = False  # written with sync=False and not synced since
 
     @classmethod
     def open(
@@ -104,7 +105,7 @@ class Wal:
     ) -> tuple[Wal, RecoveredLog]:
         """Open (creating if needed) the WAL in `directory` and replay it on top of the
         newest snapshot, whose index is `base_index` (0 without one)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_directory(directory)
         names = list_segments(directory)
         replay = _Replay(base_index)
         sealed: list[_SealedSegment] = []
@@ -191,6 +192,7 @@ class Wal:
             self._active.write(b"".join(parts))
             if sync:
                 self._active.sync()
+            self._unsynced = not sync
         except BaseException as error:
             self._failed = True
             raise WalFailedError(f"{self._active.path}: {error}") from error
@@ -221,6 +223,10 @@ class Wal:
 
     def _rotate(self) -> None:
         try:
+            # Only the newest segment may end torn: seal this one whole.
+            if self._unsynced:
+                self._active.sync()
+                self._unsynced = False
             new_active = SegmentWriter.create(
                 self._directory,
                 self._active.seq + 1,

@@ -298,3 +298,27 @@ def test_a_failed_sync_fails_every_later_write(
     with pytest.raises(WalFailedError):
         wal.save([WalWrite(entries(2, 2))])
     wal.close()
+
+
+def test_an_unsynced_tail_is_synced_before_its_segment_is_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the newest segment may end torn, so rotation must not leave unsynced data
+    # behind in the segment it seals.
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fdatasync(fd)
+
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=300)
+    wal.save([WalWrite(entries(1, 1))])
+    first_segment = list_segments(tmp_path)[0].path
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    wal.save([WalWrite(hard_state=HardState(1, 1, 1))], sync=False)
+    assert synced == []
+    wal.save([WalWrite(hard_state=HardState(1, 1, 1))] * 20, sync=False)  # crosses 300 bytes
+    wal.close()
+    assert len(list_segments(tmp_path)) == 2
+    assert first_segment.stat().st_ino in synced
