@@ -9,7 +9,9 @@ node reaches a remote master over HTTP.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from mesoslite.agent.agent import Agent
 from mesoslite.agent.config import AgentConfig
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.master import Master
+from mesoslite.runtime.cgroups.layout import DEFAULT_CGROUP_ROOT, detect_cgroup_layout
 from mesoslite.runtime.containerizer import MesosContainerizer
 from mesoslite.runtime.isolation import (
     IsolationContext,
@@ -34,7 +37,14 @@ from mesoslite.transport.http import HttpMasterConnector, mount_agent_transport
 from mesoslite.wire.routing import Router
 from mesoslite.wire.server import uvicorn_config
 
-__all__ = ["BindError", "Node", "NodeAddresses", "bind_listener", "build_containerizer"]
+__all__ = [
+    "BindError",
+    "Node",
+    "NodeAddresses",
+    "bind_listener",
+    "build_containerizer",
+    "cgroups_root_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +83,9 @@ def build_containerizer(config: AgentConfig) -> MesosContainerizer:
     the image provisioner. Images live in the node's data directory (the agent's work
     directory's parent), shared with `mesoslite image`."""
     flag = config.isolation or default_isolation_flag()
-    context = IsolationContext(runtime_dir=config.work_dir / "runtime")
+    context = IsolationContext(
+        runtime_dir=config.work_dir / "runtime", cgroups_root_name=cgroups_root_name(config)
+    )
     isolators = isolation_from_flag(flag, context)
     provisioner = None
     if any(isolator.name == "filesystem/linux" for isolator in isolators):
@@ -86,6 +98,28 @@ def build_containerizer(config: AgentConfig) -> MesosContainerizer:
         provisioner=provisioner,
         runtime_dir=config.work_dir / "containers",
     )
+
+
+def cgroups_root_name(config: AgentConfig) -> str:
+    """Each agent keeps its containers' cgroups under a root of its own, named after its
+    work directory: stable across restarts (recovery finds its containers again) and
+    never shared with another agent on the host (whose containers it must not take
+    for orphans)."""
+    digest = hashlib.sha256(str(config.work_dir.resolve()).encode()).hexdigest()[:12]
+    return f"mesoslite-{digest}"
+
+
+def remove_cgroups_root(root_name: str) -> None:
+    """Remove the agent's cgroup root directories once they are empty (on exit)."""
+    layout = detect_cgroup_layout(DEFAULT_CGROUP_ROOT)
+    if layout is None:
+        return
+    hierarchies = set(layout.v1_hierarchies.values())
+    if layout.unified is not None:
+        hierarchies.add(layout.unified)
+    for hierarchy in hierarchies:
+        with contextlib.suppress(OSError):
+            os.rmdir(hierarchy / root_name)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -185,6 +219,9 @@ class Node:
                     async with contextlib.AsyncExitStack() as stack:
                         containerizer = None
                         if self._agent_config is not None:
+                            stack.callback(
+                                remove_cgroups_root, cgroups_root_name(self._agent_config)
+                            )
                             containerizer = await stack.enter_async_context(
                                 build_containerizer(self._agent_config)
                             )
