@@ -21,6 +21,7 @@ from mesoslite.master.agent_link import AgentLink
 from mesoslite.master.events import failure_event, message_event
 from mesoslite.master.master_updates import task_snapshot_status
 from mesoslite.master.state import Agent, Framework, GoneAgent, UnreachableAgent
+from mesoslite.master.views import agent_entry
 from mesoslite.proto import internal_pb2, master_pb2, mesos_pb2
 from mesoslite.resources import Resources, validate_resources
 from mesoslite.transport.channel import ChannelClosed, MasterChannel
@@ -517,8 +518,6 @@ class AgentManager:
         subscribers = self._master.operator_subscribers
         if not subscribers:
             return
-        from mesoslite.master.views import agent_entry
-
         event = master_pb2.Event(type=master_pb2.Event.AGENT_ADDED)
         event.agent_added.agent.CopyFrom(agent_entry(self._master, agent))
         subscribers.broadcast(event)

@@ -20,6 +20,7 @@ from mesoslite.master.validation import (
     validate_subscription,
     validate_suppressed_roles,
 )
+from mesoslite.master.views import framework_entry
 from mesoslite.proto import internal_pb2, master_pb2, mesos_pb2, scheduler_pb2
 from mesoslite.resources import validate_role
 from mesoslite.wire.http import EventStream, HttpError
@@ -361,8 +362,6 @@ class FrameworkManager:
         subscribers = self._master.operator_subscribers
         if not subscribers:
             return
-        from mesoslite.master.views import framework_entry
-
         event = master_pb2.Event(type=kind)
         member = (
             event.framework_added

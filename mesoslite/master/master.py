@@ -28,6 +28,7 @@ from mesoslite.master.accept import AcceptHandler
 from mesoslite.master.agent_manager import AgentManager
 from mesoslite.master.allocator.allocator import Allocator
 from mesoslite.master.allocator.config import AllocatorConfig
+from mesoslite.master.app import build_router
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.events import HEARTBEAT_BYTES
 from mesoslite.master.files import VirtualFiles
@@ -109,9 +110,6 @@ class Master:
         self.agents = AgentManager(self)
         self.accepts = AcceptHandler(self)
         self._running = False
-
-        from mesoslite.master.app import build_router  # the app imports the Master type
-
         self.router: Router = build_router(self)
 
     def is_leader(self) -> bool:
