@@ -54,8 +54,9 @@ class MasterConfig:
     root_submissions: bool = True
     filter_gpu_resources: bool = True
 
-    # Where the master's log file lives (served as /master/log under /files).
-    log_dir: Path | None = None
+    # The file the master logs to, served as `/master/log` under `/files` (Mesos'
+    # --log_dir names its directory).
+    log_file: Path | None = None
 
     @property
     def public_ip(self) -> str:
@@ -105,8 +106,8 @@ class MasterConfig:
             flags["weights"] = ",".join(f"{role}={w:g}" for role, w in sorted(self.weights.items()))
         if self.cluster:
             flags["cluster"] = self.cluster
-        if self.log_dir is not None:
-            flags["log_dir"] = str(self.log_dir)
+        if self.log_file is not None:
+            flags["log_dir"] = str(self.log_file.parent)
         return flags
 
 

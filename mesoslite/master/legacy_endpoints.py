@@ -261,8 +261,9 @@ class LegacyEndpoints:
         }
         if master.config.cluster:
             body["cluster"] = master.config.cluster
-        if master.config.log_dir is not None:
-            body["log_dir"] = str(master.config.log_dir)
+        if master.config.log_file is not None:
+            body["log_dir"] = str(master.config.log_file.parent)
+            body["external_log_file"] = str(master.config.log_file)
         return _jsonp(request, body)
 
     async def state_summary(self, request: Request) -> Response:

@@ -102,8 +102,8 @@ class Master:
         )
         self.timers = Timers(clock)
         self.files = VirtualFiles()
-        if config.log_dir is not None:
-            self.files.attach("/master/log", config.log_dir / "mesoslite-master.log")
+        if config.log_file is not None:
+            self.files.attach("/master/log", config.log_file)
         self.tasks = TaskTracker(self)
         self.offers = OfferManager(self)
         self.frameworks = FrameworkManager(self)

@@ -139,7 +139,7 @@ async def test_teardown_form() -> None:
 async def test_files_serve_the_master_log(tmp_path: Path) -> None:
     log = tmp_path / "mesoslite-master.log"
     log.write_text("line one\nline two\n")
-    async with running_master(log_dir=tmp_path) as cluster:
+    async with running_master(log_file=log) as cluster:
         debug = await cluster.get_json("/files/debug")
         assert debug == {"/master/log": str(log)}
         listing = await cluster.get_json("/files/browse", path="/master/log")
