@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -327,11 +328,10 @@ class AgentManager:
         return framework
 
     def _mark_used(
-        self, framework: Framework, agent: Agent, resources: list[mesos_pb2.Resource] | object
+        self, framework: Framework, agent: Agent, resources: Sequence[mesos_pb2.Resource]
     ) -> None:
-        used = Resources(resources)  # type: ignore[arg-type]
-        if used:
-            self._master.allocator.used(framework.id, agent.id, used.to_list())
+        if resources:
+            self._master.allocator.used(framework.id, agent.id, resources)
 
     def _send_registered(self, agent: Agent, *, reregistered: bool) -> None:
         if agent.link is None:

@@ -50,7 +50,7 @@ Endpoint = Callable[[Request], Any]
 
 # What Mesos agents advertise by default; ours are reported as they registered.
 _MASTER_CAPABILITIES = ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"]
-_TASK_STATE_NAMES = [name for name in mesos_pb2.TaskState.keys()]  # noqa: SIM118
+_TASK_STATE_NAMES = list(mesos_pb2.TaskState.keys())
 
 
 def _jsonp(request: Request, body: Any, status: int = 200) -> Response:
