@@ -36,12 +36,19 @@ class RaftLog:
     # -- positions ------------------------------------------------------------------------
 
     def first_index(self) -> int:
-        index = self.unstable.maybe_first_index()
-        return self.storage.first_index() if index is None else index
+        snapshot = self.unstable.snapshot
+        if snapshot is not None:
+            return snapshot.metadata.index + 1
+        return self.storage.first_index()
 
     def last_index(self) -> int:
-        index = self.unstable.maybe_last_index()
-        return self.storage.last_index() if index is None else index
+        # Inlined UnstableLog.maybe_last_index: this is the hottest call in the core.
+        unstable = self.unstable
+        if unstable.entries:
+            return unstable.offset + len(unstable.entries) - 1
+        if unstable.snapshot is not None:
+            return unstable.snapshot.metadata.index
+        return self.storage.last_index()
 
     def term(self, index: int) -> int:
         """:raises CompactedError, UnavailableError: outside [first_index()-1, last_index()]."""

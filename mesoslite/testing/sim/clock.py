@@ -30,7 +30,10 @@ class SimClock:
         heapq.heappush(self._queue, (at_steps, self._sequence, callback))
 
     def call_later(self, delay_steps: int, callback: Callback) -> None:
-        self.call_at(self.now_steps + delay_steps, callback)
+        if delay_steps < 0:
+            raise ValueError(f"negative delay {delay_steps}")
+        self._sequence += 1
+        heapq.heappush(self._queue, (self.now_steps + delay_steps, self._sequence, callback))
 
     def run_until(self, end_steps: int) -> None:
         """Run every event due up to and including `end_steps`, then stop the clock there."""

@@ -126,7 +126,8 @@ class SimNetwork(Generic[PayloadT]):
         lost: bool,
     ) -> None:
         options = self.options
-        latency_steps = self._rng.randint(options.latency_min_steps, options.latency_max_steps)
+        span = options.latency_max_steps - options.latency_min_steps + 1
+        latency_steps = options.latency_min_steps + int(self._rng.random() * span)
 
         def arrive() -> None:
             receive = self._receivers.get(to_id)
