@@ -164,10 +164,18 @@ class SchedulerClient:
             call.accept.filters.refuse_seconds = refuse_seconds
         await self.call(call)
 
-    async def launch(self, offer: mesos_pb2.Offer, tasks: Iterable[mesos_pb2.TaskInfo]) -> None:
+    async def launch(
+        self,
+        offer: mesos_pb2.Offer,
+        tasks: Iterable[mesos_pb2.TaskInfo],
+        *,
+        refuse_seconds: float | None = None,
+    ) -> None:
+        """Launch tasks from one offer; what they leave unused is declined with
+        `refuse_seconds` (Mesos' default filter of 5 s when None)."""
         operation = mesos_pb2.Offer.Operation(type=mesos_pb2.Offer.Operation.LAUNCH)
         operation.launch.task_infos.extend(tasks)
-        await self.accept([offer.id], [operation])
+        await self.accept([offer.id], [operation], refuse_seconds=refuse_seconds)
 
     async def decline(
         self, offer_ids: Iterable[mesos_pb2.OfferID], *, refuse_seconds: float | None = None
