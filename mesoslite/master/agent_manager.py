@@ -11,7 +11,6 @@ unreachable agent that re-registers gets its tasks back (REASON_AGENT_REREGISTER
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -50,8 +49,13 @@ class AgentManager:
         async with anyio.create_task_group() as group:
 
             async def deliver() -> None:
-                with contextlib.suppress(ChannelClosed):
+                try:
                     await link.pump()
+                except ChannelClosed:
+                    pass
+                except Exception:
+                    # A transport failure ends this connection, not the master.
+                    log.exception("sending to agent %s failed; dropping the connection", link.peer)
                 # The connection is gone (or we closed it): stop reading too.
                 group.cancel_scope.cancel()
 
