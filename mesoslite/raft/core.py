@@ -679,8 +679,10 @@ class RaftCore:
                 )
             )
 
-    def _maybe_commit(self) -> bool:
-        if not self.log.maybe_commit(self.tracker.committed_index(), self.term):
+    def _maybe_commit(self, quorum_index: int | None = None) -> bool:
+        if quorum_index is None:
+            quorum_index = self.tracker.committed_index()
+        if not self.log.maybe_commit(quorum_index, self.term):
             return False
         if (
             self.pending_read_index_messages
@@ -697,7 +699,7 @@ class RaftCore:
         if own is not None:
             own.maybe_update(last_index)
         if self.tracker.is_single_voter(self.id):
-            self._maybe_commit()  # nobody else's acknowledgement is needed
+            self._maybe_commit(last_index)  # nobody else's acknowledgement is needed
         self._broadcast_queued = True
 
     # -- sending appends -------------------------------------------------------------------

@@ -35,7 +35,8 @@ class ProgressTracker:
         return self.membership().to_conf_state()
 
     def is_single_voter(self, node_id: int) -> bool:
-        return self.voters.ids == {node_id}
+        voter_ids = self.voters.ids
+        return len(voter_ids) == 1 and node_id in voter_ids
 
     def set_membership(self, membership: Membership, next_index: int) -> None:
         """Switch to `membership`: new members start probing at `next_index`, departed

@@ -2,7 +2,7 @@
 
 Environment:
 - MESOSLITE_SEED=<n>: replay exactly one seed (what a failure message tells you to run);
-- MESOSLITE_SIM_SEEDS=<count> (default 1000) and MESOSLITE_SIM_FIRST_SEED=<n> (default 0);
+- MESOSLITE_SIM_SEEDS=<count> (default 2000) and MESOSLITE_SIM_FIRST_SEED=<n> (default 0);
 - MESOSLITE_SIM_WORKERS=<n>: processes to spread seeds over (default: up to 2 CPUs).
 """
 
@@ -20,7 +20,7 @@ from mesoslite.raft._faults import injected
 from mesoslite.testing.sim import RaftSimulation, SimulationFailure, SimulationOptions, run_seed
 from mesoslite.testing.sim.raft_vopr import run_seeds
 
-DEFAULT_SEED_COUNT = 1000
+DEFAULT_SEED_COUNT = 2000
 FAILURES_SHOWN = 3
 
 
