@@ -158,7 +158,8 @@ class SimulationFailure(AssertionError):
         self.reason = reason
         lines = [
             f"simulation seed {seed} failed in the {phase} phase at tick {tick}: {reason}",
-            f"replay: MESOSLITE_SEED={seed} python -m pytest tests/sim -q",
+            f"replay: MESOSLITE_SEED={seed} python -m pytest tests/sim/test_raft_simulation.py"
+            " -k seeds",
             f"    or: python -m mesoslite.testing.sim.raft_vopr --seed {seed} --trace",
         ]
         if trace:
@@ -491,9 +492,10 @@ class RaftSimulation:
         return total
 
     def _run_liveness_phase(self) -> None:
-        """A new entry must commit and every member must apply it. The cluster may take as
-        long as it keeps making progress (a member far behind catches up at a rate set by
-        message size and window), but no stall may last `liveness_ticks_max` ticks and the
+        """A leader must be elected within `liveness_ticks_max` ticks; then a new entry must
+        commit and every member must apply it. That may take as long as the cluster keeps
+        making progress (a member far behind catches up at a rate set by message size and
+        window, not by the clock), but no stall may last `liveness_ticks_max` ticks and the
         whole phase is capped at `LIVENESS_CAP_FACTOR` times that."""
         self._start_liveness_phase()
         stall_ticks_max = self.options.liveness_ticks_max
@@ -501,9 +503,11 @@ class RaftSimulation:
         probe: tuple[SimReplica, bytes, int] | None = None  # (replica, op, proposed at tick)
         best_marker = -1
         last_progress_tick = self._tick
-        for _ in range(LIVENESS_CAP_FACTOR * stall_ticks_max):
+        for liveness_tick in range(1, LIVENESS_CAP_FACTOR * stall_ticks_max + 1):
             self._advance_tick()
             self.report.liveness_ticks += 1
+            if probe is None and liveness_tick > stall_ticks_max and self._leader() is None:
+                raise AssertionError(f"liveness: no leader elected within {stall_ticks_max} ticks")
             marker = self._progress_marker()
             if marker > best_marker:
                 best_marker, last_progress_tick = marker, self._tick
