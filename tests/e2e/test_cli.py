@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.conftest import RunningCluster, free_port, start_cluster, stop_cluster
 
 MESOSLITE = [sys.executable, "-m", "mesoslite"]
@@ -151,3 +153,60 @@ def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
     while _pids_running(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _pids_running(marker)
+
+
+def test_agent_process_registers_with_a_master_process(tmp_path: Path) -> None:
+    """`mesoslite master` and `mesoslite agent --master` as two processes (HTTP between
+    them), then a task through them."""
+    master_port, agent_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for args in (
+            ["master", "--data-dir", str(tmp_path / "m"), "--port", str(master_port)],
+            [
+                "agent",
+                "--master",
+                f"127.0.0.1:{master_port}",
+                "--data-dir",
+                str(tmp_path / "a"),
+                "--port",
+                str(agent_port),
+            ],
+        ):
+            processes.append(
+                subprocess.Popen(
+                    [*MESOSLITE, *args],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                slaves = httpx.get(f"http://127.0.0.1:{master_port}/master/slaves").json()
+                if slaves["slaves"]:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        result = run_cli(
+            "execute",
+            "--master",
+            f"127.0.0.1:{master_port}",
+            "--name",
+            "remote",
+            "--command",
+            "echo remote",
+            "--wait",
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "TASK_FINISHED" in result.stdout
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
