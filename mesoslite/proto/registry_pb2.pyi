@@ -54,6 +54,7 @@ class Member(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    MASTER_ADDRESS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """the Raft node id"""
     address: _builtins.str
@@ -61,6 +62,8 @@ class Member(_message.Message):
     role: Global___Member.Role.ValueType
     name: _builtins.str
     """the node's name (its certificate's common name)"""
+    master_address: _builtins.str
+    """Where its master serves the Mesos APIs, "host:port" (redirects name the leader's)."""
     def __init__(
         self,
         *,
@@ -68,10 +71,11 @@ class Member(_message.Message):
         address: _builtins.str | None = ...,
         role: Global___Member.Role.ValueType | None = ...,
         name: _builtins.str | None = ...,
+        master_address: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "name", b"name", "role", b"role"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "master_address", b"master_address", "name", b"name", "role", b"role"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "name", b"name", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "id", b"id", "master_address", b"master_address", "name", b"name", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
