@@ -29,11 +29,22 @@ def test_unknown_user_is_a_launch_error() -> None:
 
 
 async def test_switching_user_without_root_is_refused(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("runs as root")
     nobody = UserIdentity.lookup("nobody")
-    with pytest.raises(LaunchError, match="needs root"):
-        await PosixLauncher().launch(_request(tmp_path, "/bin/true", user=nobody))
+    target = nobody
+    dropped = os.geteuid() == 0
+    if dropped:
+        # As root: become `nobody` for real (effective uid only; the saved uid lets us
+        # come back) and ask to switch to root.
+        target = UserIdentity.lookup("root")
+        os.setegid(nobody.gid)
+        os.seteuid(nobody.uid)
+    try:
+        with pytest.raises(LaunchError, match="needs root"):
+            await PosixLauncher().launch(_request(tmp_path, "/bin/true", user=target))
+    finally:
+        if dropped:
+            os.seteuid(0)
+            os.setegid(0)
 
 
 async def test_the_current_user_needs_no_switch(tmp_path: Path) -> None:
