@@ -19,10 +19,11 @@ import anyio
 
 from mesoslite.master.agent_link import AgentLink
 from mesoslite.master.events import failure_event, message_event
+from mesoslite.master.leadership import time_info
 from mesoslite.master.master_updates import task_snapshot_status
 from mesoslite.master.state import Agent, Framework, GoneAgent, UnreachableAgent
 from mesoslite.master.views import agent_entry
-from mesoslite.proto import internal_pb2, master_pb2, mesos_pb2
+from mesoslite.proto import internal_pb2, master_pb2, mesos_pb2, registry_pb2
 from mesoslite.resources import Resources, validate_resources
 from mesoslite.transport.channel import ChannelClosed, MasterChannel
 
@@ -142,6 +143,18 @@ class AgentManager:
         info = mesos_pb2.AgentInfo()
         info.CopyFrom(message.agent_info)
         info.id.value = master.ids.agent_id()
+        # The agent is admitted once the registry has it: only then is it told.
+        operation = registry_pb2.RegistryOperation()
+        operation.admit_agent.info.CopyFrom(info)
+        master.leadership.record(operation)
+        master.leadership.after_recorded(lambda: self._admit(link, info, message))
+
+    def _admit(
+        self, link: AgentLink, info: mesos_pb2.AgentInfo, message: internal_pb2.RegisterAgent
+    ) -> None:
+        master = self._master
+        if link.closed:
+            return
         agent = Agent(
             info,
             endpoint=message.endpoint,
@@ -181,6 +194,24 @@ class AgentManager:
         agent = master.state.agents.get(agent_id)
         if agent is not None:
             self._reconnect(agent, link, message)
+        else:
+            if not master.leadership.is_admitted(agent_id):
+                # Back from unreachable (or unknown to the registry): record it first.
+                operation = registry_pb2.RegistryOperation()
+                operation.mark_reachable.info.CopyFrom(message.agent_info)
+                master.leadership.record(operation)
+            master.leadership.after_recorded(lambda: self._readmit_recorded(link, message))
+            return
+        master.metrics.bump("slave_reregistrations")
+        master.offers.request_allocation()
+
+    def _readmit_recorded(self, link: AgentLink, message: internal_pb2.ReregisterAgent) -> None:
+        master = self._master
+        if link.closed:
+            return
+        agent = master.state.agents.get(message.agent_info.id.value)
+        if agent is not None:
+            self._reconnect(agent, link, message)  # a retry raced with the registry write
         else:
             self._readmit(link, message)
         master.metrics.bump("slave_reregistrations")
@@ -408,6 +439,10 @@ class AgentManager:
         now = master.clock()
         log.warning("agent %s (%s) is unreachable: %s", agent.id, agent.endpoint, why)
         master.metrics.bump("slave_unreachable_scheduled")
+        operation = registry_pb2.RegistryOperation()
+        operation.mark_unreachable.agent_id.value = agent.id
+        operation.mark_unreachable.timestamp.CopyFrom(time_info(now))
+        master.leadership.record(operation)
         self._detach(agent)
         master.state.unreachable_agents[agent.id] = UnreachableAgent(agent.info, now)
         message = f"Agent {agent.info.hostname} is unreachable: {why}"
@@ -430,6 +465,9 @@ class AgentManager:
         """The agent is replaced for good (a new agent at its address)."""
         master = self._master
         log.warning("removing agent %s (%s): %s", agent.id, agent.endpoint, why)
+        operation = registry_pb2.RegistryOperation()
+        operation.remove_agent.agent_id.value = agent.id
+        master.leadership.record(operation)
         self._detach(agent)
         for task in list(agent.all_tasks()):
             framework = master.state.frameworks.get(task.framework_id.value)
@@ -452,6 +490,11 @@ class AgentManager:
             return True
         agent = master.state.agents.get(agent_id)
         message = "Agent has been marked gone by an operator"
+        if agent is not None or agent_id in master.state.unreachable_agents:
+            operation = registry_pb2.RegistryOperation()
+            operation.mark_gone.agent_id.value = agent_id
+            operation.mark_gone.timestamp.CopyFrom(time_info(now))
+            master.leadership.record(operation)
         if agent is not None:
             self._detach(agent)
             master.state.gone_agents[agent_id] = GoneAgent(agent_id, now)

@@ -550,6 +550,7 @@ class LegacyEndpoints:
         except (ValueError, JsonParseError, JsonConversionError) as error:
             raise HttpError(400, f"Failed to parse update weights request JSON: {error}") from None
         update_weights(master, infos)
+        await master.leadership.recorded()
         return Response(b"", status_code=200)
 
     async def maintenance_schedule(self, request: Request) -> Response:

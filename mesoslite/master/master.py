@@ -34,6 +34,7 @@ from mesoslite.master.events import HEARTBEAT_BYTES
 from mesoslite.master.files import VirtualFiles
 from mesoslite.master.framework_manager import FrameworkManager
 from mesoslite.master.ids import IdGenerator
+from mesoslite.master.leadership import Leadership, SoleLeadership
 from mesoslite.master.metrics import MasterMetrics
 from mesoslite.master.offer_manager import OfferManager
 from mesoslite.master.state import MasterState
@@ -82,8 +83,16 @@ class Master:
     """A Mesos master: serve `router` over HTTP, `serve_agent` per agent connection,
     and keep `run()` running for the background loops."""
 
-    def __init__(self, config: MasterConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: MasterConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.config = config
+        # Who leads, and the registry writes that must commit before their answers.
+        self.leadership: Leadership = leadership if leadership is not None else SoleLeadership()
         self.clock = clock
         self.ids = IdGenerator()
         self.info = build_master_info(config, self.ids.master_id)
@@ -113,13 +122,12 @@ class Master:
         self.router: Router = build_router(self)
 
     def is_leader(self) -> bool:
-        """Whether this master leads (and may answer API calls). A single master always
-        does; the Raft-backed HA master will answer from its election state here."""
-        return True
+        """Whether this master leads (and may answer API calls)."""
+        return self.leadership.is_leader()
 
     def leader_info(self) -> mesos_pb2.MasterInfo | None:
         """The leading master, if one is known (used to redirect non-leaders' callers)."""
-        return self.info if self.is_leader() else None
+        return self.leadership.leader_info(self.info)
 
     @property
     def running(self) -> bool:

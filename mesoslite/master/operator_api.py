@@ -102,6 +102,8 @@ class OperatorApi:
         if call.type in (Call.LIST_FILES, Call.READ_FILE):
             return await self._files(call, content_type)
         response = self._handle(call)
+        # Registry writes the call made must commit before it is answered.
+        await self._master.leadership.recorded()
         if response is None:
             return Response(b"", status_code=200)
         return message_response(response, content_type)

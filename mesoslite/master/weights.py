@@ -1,5 +1,5 @@
-"""Role weights (`UPDATE_WEIGHTS`, `PUT /weights`): validated, then handed to the
-allocator. Weights are not persisted yet: a restarted master starts from its config."""
+"""Role weights (`UPDATE_WEIGHTS`, `PUT /weights`): validated, written to the registry
+(the caller answers once `master.leadership.recorded()`), then handed to the allocator."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from mesoslite.proto import mesos_pb2
+from mesoslite.proto import mesos_pb2, registry_pb2
 from mesoslite.resources import validate_role
 from mesoslite.wire.http import HttpError
 
@@ -31,6 +31,10 @@ def update_weights(master: Master, weight_infos: Iterable[mesos_pb2.WeightInfo])
                 f" '{info.role}': weights must be positive",
             )
         weights[info.role] = info.weight
+    operation = registry_pb2.RegistryOperation()
+    for role, weight in weights.items():
+        operation.update_weights.weights.add(role=role, weight=weight)
+    master.leadership.record(operation)
     master.allocator.update_weights(weights)
     master.weights.update(weights)
     master.offers.request_allocation()
