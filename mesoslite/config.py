@@ -17,12 +17,22 @@ __all__ = [
     "DEFAULT_MASTER_PORT",
     "default_data_dir",
     "default_hostname",
+    "default_peer_port",
     "log_file",
     "pid_file",
 ]
 
 DEFAULT_MASTER_PORT = 5050
 DEFAULT_AGENT_PORT = 5051
+
+
+# The replica (Raft, mutual TLS) listens beside the master: master port + this.
+PEER_PORT_OFFSET = 1000
+
+
+def default_peer_port(master_port: int) -> int:
+    """The replica port of a master on `master_port` (0 stays 0: any free port)."""
+    return master_port + PEER_PORT_OFFSET if master_port else 0
 
 
 def default_data_dir() -> Path:

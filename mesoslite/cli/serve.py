@@ -104,9 +104,16 @@ def run_foreground(
 
             tg.start_soon(stop_on_signal)
             addresses: NodeAddresses = await tg.start(node.run)
-            recorded = {"master": addresses.master, "agent": addresses.agent}
+            recorded = {
+                "master": addresses.master,
+                "agent": addresses.agent,
+                "peer": addresses.peer,
+            }
             _write_pid_file(data_dir, recorded)
-            on_ready(recorded, time.monotonic() - started_at)
+            # The join token is shown once, never written to the pid file.
+            on_ready(
+                {**recorded, "join_token": addresses.join_token}, time.monotonic() - started_at
+            )
 
     try:
         anyio.run(main)

@@ -10,7 +10,12 @@ import click
 from mesoslite import __version__
 from mesoslite.cli.options import agent_options, data_dir_option
 from mesoslite.cli.serve import detach, ephemeral_data_dir, run_foreground
-from mesoslite.config import DEFAULT_AGENT_PORT, DEFAULT_MASTER_PORT, default_data_dir
+from mesoslite.config import (
+    DEFAULT_AGENT_PORT,
+    DEFAULT_MASTER_PORT,
+    default_data_dir,
+    default_peer_port,
+)
 
 __all__ = ["print_banner", "up"]
 
@@ -18,14 +23,25 @@ __all__ = ["print_banner", "up"]
 def print_banner(addresses: dict[str, str | None], data_dir: Path, elapsed_s: float | None) -> None:
     ready = f" in {elapsed_s:.2f} s" if elapsed_s is not None else ""
     click.echo(f"mesoslite {__version__} is up{ready}")
-    master, agent = addresses.get("master"), addresses.get("agent")
+    master, agent, peer = addresses.get("master"), addresses.get("agent"), addresses.get("peer")
     if master:
         click.echo(f"  master  http://{master}   (state: http://{master}/state)")
     if agent:
         click.echo(f"  agent   http://{agent}")
+    if peer:
+        click.echo(f"  replica https://{peer}   (members only, mutual TLS)")
     click.echo(f"  data    {data_dir}")
     if master:
         click.echo(f"export MESOS_MASTER={master}")
+    token = addresses.get("join_token")
+    if master and peer and token is None:
+        from mesoslite.replicated_log.identity import read_local_token
+
+        local = read_local_token(data_dir)
+        token = str(local) if local is not None else None
+    if master and token:
+        click.echo("To add a node (--master, --agent or both):")
+        click.echo(f"  mesoslite join {master} --token {token} --master --agent")
     sys.stdout.flush()
 
 
@@ -33,6 +49,12 @@ def print_banner(addresses: dict[str, str | None], data_dir: Path, elapsed_s: fl
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_MASTER_PORT, show_default=True, help="Master port.")
 @click.option("--agent-port", default=DEFAULT_AGENT_PORT, show_default=True, help="Agent port.")
+@click.option(
+    "--peer-port",
+    type=int,
+    default=None,
+    help="Replica port (mutual TLS between masters) [default: master port + 1000].",
+)
 @click.option("--hostname", default=None, help="Hostname to advertise [default: this host's].")
 @data_dir_option
 @agent_options
@@ -42,6 +64,7 @@ def up(
     ip: str,
     port: int,
     agent_port: int,
+    peer_port: int | None,
     hostname: str | None,
     data_dir: Path | None,
     resources: str | None,
@@ -70,10 +93,23 @@ def up(
     with ephemeral_data_dir(ephemeral, data_dir) as effective_dir:
 
         def build(path: Path) -> object:
-            from mesoslite.cli.builders import agent_config, build_node, master_config
+            from mesoslite.cli.builders import (
+                agent_config,
+                build_node,
+                master_config,
+                replica_config,
+            )
 
+            master = master_config(ip, port, hostname, path)
             return build_node(
-                master=master_config(ip, port, hostname, path),
+                master=master,
+                replica=replica_config(
+                    ip,
+                    default_peer_port(port) if peer_port is None else peer_port,
+                    hostname,
+                    path,
+                    advertise_ip=master.public_ip,
+                ),
                 agent=agent_config(
                     ip,
                     agent_port,
