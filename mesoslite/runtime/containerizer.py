@@ -21,10 +21,11 @@ wait()/destroy() (the most recent `terminations_kept` of them).
 
 Checkpointed containers (config.checkpoint) need a `runtime_dir`: they are started by
 the container reaper (see `reaper.py`), which outlives the agent and records their exit
-status; their ContainerRecord is written atomically before launch() returns. recover()
-re-attaches to the ones the agent still knows, reports those that ended while it was
-down, and destroys the rest (and, with the linux launcher, every container cgroup it
-finds without a record: the previous agent's non-checkpointed containers).
+status; their ContainerRecord is written atomically before launch() returns. Other
+containers leave a launch mark there while they run (`launch_marks.py`). recover()
+re-attaches to the checkpointed ones the agent still knows, reports those that ended
+while it was down, and destroys the rest: unknown records, every marked container, and
+(with the linux launcher) every container cgroup without a record.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import time
 from collections import OrderedDict
@@ -68,6 +70,7 @@ from mesoslite.runtime.isolator import (
     RecoveredContainer,
 )
 from mesoslite.runtime.isolators.posix import PosixCpuIsolator, PosixMemIsolator
+from mesoslite.runtime.launch_marks import LaunchMark, read_marks, remove_mark, write_mark
 from mesoslite.runtime.launcher import (
     Launcher,
     LaunchError,
@@ -83,6 +86,9 @@ from mesoslite.runtime.reaper_protocol import read_exit_record
 __all__ = ["MesosContainerizer"]
 
 _log = logging.getLogger(__name__)
+
+# How long recovery waits for a SIGKILLed orphan to be gone before cleaning up after it.
+_ORPHAN_EXIT_WAIT_S = 5.0
 
 _NEXT_STATES: dict[str, frozenset[str]] = {
     ContainerState.PROVISIONING: frozenset({ContainerState.PREPARING, ContainerState.DESTROYING}),
@@ -301,6 +307,8 @@ class MesosContainerizer:
         )
         container.handle = await self._launcher.launch(request)
         container.pid = container.handle.pid
+        if not config.checkpoint and self._runtime_dir is not None:
+            self._mark(container)
         for isolator in self._isolators.in_order():
             await isolator.isolate(container_id, container.pid)
         self._launcher.release(container_id)
@@ -310,6 +318,14 @@ class MesosContainerizer:
         container.transition(ContainerState.RUNNING)
         assert self._task_group is not None
         self._task_group.start_soon(self._supervise, container)
+
+    def _mark(self, container: _Container) -> None:
+        """A container that dies with the agent is still found by the next one."""
+        assert self._runtime_dir is not None and container.pid is not None
+        sample = procfs.read_process(container.pid)
+        start_ticks = sample.start_ticks if sample is not None else 0
+        mark = LaunchMark(container.container_id, container.pid, start_ticks)
+        write_mark(self._runtime_dir, mark)
 
     async def _checkpoint(self, container: _Container) -> None:
         assert self._runtime_dir is not None and container.pid is not None
@@ -396,6 +412,9 @@ class MesosContainerizer:
                     await anyio.to_thread.run_sync(
                         remove_record, self._runtime_dir, container_id
                     )
+            elif self._runtime_dir is not None:
+                async with self._step(container_id, "remove the launch mark"):
+                    remove_mark(self._runtime_dir, container_id)
         finally:
             container.termination = termination
             self._containers.pop(container_id, None)
@@ -410,8 +429,10 @@ class MesosContainerizer:
         if self._task_group is None:
             raise RuntimeError("use the containerizer inside `async with`")
         records: list[ContainerRecord] = []
+        marks: list[LaunchMark] = []
         if self._runtime_dir is not None:
             records, _ = await anyio.to_thread.run_sync(read_records, self._runtime_dir)
+            marks = await anyio.to_thread.run_sync(read_marks, self._runtime_dir)
         if records and self._reaper is not None:
             await self._reaper.start(self._task_group)
         recovered: list[_Container] = []
@@ -431,8 +452,13 @@ class MesosContainerizer:
             self._task_group.start_soon(self._supervise, container)
         for record in orphans:
             await self._destroy_orphan(record)
-        # Containers of the previous agent that had no record (not checkpointed).
-        for orphan_id in await self._launcher.recover(recovered_ids | orphan_ids):
+        marked_ids = set()
+        for mark in marks:
+            if mark.container_id not in self._containers:
+                marked_ids.add(mark.container_id)
+                await self._destroy_marked(mark)
+        # Containers of the previous agent that left neither a record nor a mark.
+        for orphan_id in await self._launcher.recover(recovered_ids | orphan_ids | marked_ids):
             await self._cleanup_isolators(orphan_id, self._isolators.in_reverse())
         if self._provisioner is not None:
             await self._provisioner.recover(recovered_ids)
@@ -482,6 +508,31 @@ class MesosContainerizer:
             await self._provisioner.destroy(record.container_id)
         assert self._runtime_dir is not None
         await anyio.to_thread.run_sync(remove_record, self._runtime_dir, record.container_id)
+
+    async def _destroy_marked(self, mark: LaunchMark) -> None:
+        """A non-checkpointed container of the previous agent: nobody reaps it for us
+        (it was the dead agent's child), so its end is watched through a pidfd."""
+        sample = procfs.read_process(mark.pid)
+        alive = (
+            sample is not None and sample.state != "Z" and sample.start_ticks == mark.start_ticks
+        )
+        pidfd = None
+        if alive:
+            with contextlib.suppress(ProcessLookupError):
+                pidfd = os.pidfd_open(mark.pid)
+            self._launcher.kill(mark.container_id, mark.pid, signal.SIGKILL)
+        try:
+            await self._launcher.destroy(mark.container_id, mark.pid if alive else None)
+            if pidfd is not None:
+                # Isolators clean up cgroups, which must be empty by then.
+                with anyio.move_on_after(_ORPHAN_EXIT_WAIT_S):
+                    await anyio.wait_readable(pidfd)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        await self._cleanup_isolators(mark.container_id, self._isolators.in_reverse())
+        assert self._runtime_dir is not None
+        remove_mark(self._runtime_dir, mark.container_id)
 
     async def _cleanup_isolators(self, container_id: str, isolators: list[Isolator]) -> None:
         for isolator in isolators:
