@@ -446,6 +446,7 @@ class Node:
             storage=storage,
             client_ssl=client_ssl,
             timing=replica.timing,
+            seed_peers={int(k): v for k, v in identity.seed_peers.items()},
         )
         self.replica = service
         api = ClusterApi(service, paths)
@@ -482,6 +483,12 @@ class Node:
         assert identity.peer_address is not None
         return identity.peer_address, join_token
 
+    def _agent_port(self) -> int:
+        if self._sockets is None or self._sockets[1] is None:
+            return 0
+        port: int = self._sockets[1].getsockname()[1]
+        return port
+
     async def _open_replica_storage(
         self, stack: contextlib.AsyncExitStack, master_sock: socket.socket
     ) -> None:
@@ -509,6 +516,8 @@ class Node:
                 peer_address=f"{replica.advertise_ip}:{peer_port}",
                 sans=list(dict.fromkeys(sans)),
                 agent=self._agent_config is not None,
+                listen_ip=replica.peer_ip,
+                agent_port=self._agent_port(),
             )
             join_token = str(token)
             log.info("founded cluster %s", identity.cluster_id)

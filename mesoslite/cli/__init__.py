@@ -16,6 +16,10 @@ __all__ = ["cli", "main"]
 # name -> ("module", "attribute"), in the order `--help` lists them.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("mesoslite.cli.up", "up"),
+    "join": ("mesoslite.cli.join", "join"),
+    "join-token": ("mesoslite.cli.join_token", "join_token"),
+    "status": ("mesoslite.cli.status", "status"),
+    "leave": ("mesoslite.cli.leave", "leave"),
     "down": ("mesoslite.cli.down", "down"),
     "master": ("mesoslite.cli.master", "master"),
     "agent": ("mesoslite.cli.agent", "agent"),
@@ -26,6 +30,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 _SHORT_HELP: dict[str, str] = {
     "up": "Start a master and an agent in this process (a one-node cluster).",
+    "join": "Join a cluster as a master and/or an agent, with a join token.",
+    "join-token": "Print (or rotate, or revoke) the token new nodes join with.",
+    "status": "Show members, the leader, term, commit index and agents.",
+    "leave": "Leave the cluster (or remove a dead member with --member).",
     "down": "Stop the node running from the data directory.",
     "master": "Run a master without an agent.",
     "agent": "Run an agent that offers this machine's resources to a master.",

@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from mesoslite.agent.config import AgentConfig
-from mesoslite.config import default_hostname
+from mesoslite.config import default_hostname, log_file
 from mesoslite.master.config import MasterConfig
 from mesoslite.node import Node, ReplicaConfig
+from mesoslite.replicated_log.identity import NodeIdentity
 
-__all__ = ["agent_config", "build_node", "master_config", "replica_config"]
+__all__ = [
+    "agent_config",
+    "build_node",
+    "master_config",
+    "node_for_identity",
+    "replica_config",
+]
 
 
 def master_config(ip: str, port: int, hostname: str | None, data_dir: Path) -> MasterConfig:
@@ -17,6 +24,7 @@ def master_config(ip: str, port: int, hostname: str | None, data_dir: Path) -> M
         ip=ip,
         port=port,
         hostname=hostname or default_hostname(),
+        log_file=log_file(data_dir),
     )
 
 
@@ -38,6 +46,7 @@ def agent_config(
         resources=resources,
         attributes=attributes,
         isolation=isolation,
+        log_file=log_file(data_dir),
     )
 
 
@@ -68,3 +77,44 @@ def build_node(
         master_addresses=master_addresses,
         replica=replica,
     )
+
+
+def _port_of(address: str | None) -> int:
+    return int(address.rpartition(":")[2]) if address else 0
+
+
+def node_for_identity(
+    identity: NodeIdentity,
+    data_dir: Path,
+    *,
+    hostname: str | None,
+    resources: str | None,
+    attributes: str | None,
+    isolation: str | None,
+) -> Node:
+    """The node a data directory holds (restart with nothing but --data-dir): its roles,
+    addresses and ports as it was founded or joined."""
+    ip = identity.listen_ip
+    agent = None
+    if identity.agent:
+        agent = agent_config(
+            ip,
+            identity.agent_port,
+            hostname,
+            data_dir,
+            resources=resources,
+            attributes=attributes,
+            isolation=isolation,
+        )
+    if not identity.is_master:
+        return build_node(agent=agent, master_addresses=list(identity.masters))
+    master_address = identity.master_address or ""
+    master = master_config(ip, _port_of(master_address), hostname, data_dir)
+    replica = replica_config(
+        ip,
+        _port_of(identity.peer_address),
+        hostname,
+        data_dir,
+        advertise_ip=master_address.rpartition(":")[0],
+    )
+    return build_node(master=master, agent=agent, replica=replica)

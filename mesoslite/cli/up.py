@@ -97,9 +97,22 @@ def up(
                 agent_config,
                 build_node,
                 master_config,
+                node_for_identity,
                 replica_config,
             )
+            from mesoslite.replicated_log.identity import NodeIdentity
 
+            identity = NodeIdentity.load(path)
+            if identity is not None:
+                # A node of an existing cluster restarts as it was.
+                return node_for_identity(
+                    identity,
+                    path,
+                    hostname=hostname,
+                    resources=resources,
+                    attributes=attributes,
+                    isolation=isolation,
+                )
             master = master_config(ip, port, hostname, path)
             return build_node(
                 master=master,

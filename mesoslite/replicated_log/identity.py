@@ -60,9 +60,16 @@ class NodeIdentity:
     master_address: str | None = None  # "host:port" of its master
     peer_address: str | None = None  # "host:port" of its replica (mutual TLS)
     agent: bool = False
+    # Where its listeners bind (the addresses above may advertise another), and the
+    # agent's port: a restart with only --data-dir needs them.
+    listen_ip: str = "127.0.0.1"
+    agent_port: int = 0
     # Every master's address, as last learned: where an agent-only node looks for the
     # leader (a master node asks its own replica instead).
     masters: list[str] = field(default_factory=list)
+    # Replica addresses by member id when it joined (JSON keys are strings): whom a new
+    # replica answers until the leader's snapshot brings the member list.
+    seed_peers: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:
@@ -104,6 +111,8 @@ async def found_cluster(
     peer_address: str,
     sans: list[str],
     agent: bool,
+    listen_ip: str,
+    agent_port: int,
 ) -> tuple[NodeIdentity, JoinToken]:
     """Create a one-member cluster in an empty `data_dir`: CA and node certificate, a
     join token, the bootstrap snapshot, and the identity file (last)."""
@@ -145,6 +154,8 @@ async def found_cluster(
         master_address=master_address,
         peer_address=peer_address,
         agent=agent,
+        listen_ip=listen_ip,
+        agent_port=agent_port,
         masters=[master_address],
     )
     await anyio.to_thread.run_sync(identity.save, data_dir)

@@ -163,8 +163,12 @@ class ReplicaService:
         client_ssl: ssl.SSLContext,
         timing: ReplicaTiming = ReplicaTiming(),
         rng: random.Random | None = None,
+        seed_peers: dict[int, str] | None = None,
     ) -> None:
         self.node_id = node_id
+        # Where the members were when this replica joined: whom to answer until the
+        # leader's snapshot brings the registry (and its member list).
+        self._seed_peers = dict(seed_peers or {})
         self.timing = timing
         self._storage = storage
         self._client_ssl = client_ssl
@@ -607,9 +611,10 @@ class ReplicaService:
         transport = self._transport
         if transport is None:
             return
+        members = {member_id: m.address for member_id, m in self._registry.members.items()}
         wanted = {
-            member_id: member.address
-            for member_id, member in self._registry.members.items()
+            member_id: address
+            for member_id, address in (members or self._seed_peers).items()
             if member_id != self.node_id
         }
         for member_id in set(self._peer_addresses) - set(wanted):
