@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from mesoslite.config import log_file, pid_file
 __all__ = [
     "NodeFactory",
     "ReadyPrinter",
+    "configure_logging",
     "detach",
     "ephemeral_data_dir",
     "run_foreground",
@@ -72,6 +74,30 @@ def read_addresses(data_dir: Path) -> dict[str, str]:
     return {role: address for role, address in pairs}
 
 
+_DETACHED = "MESOSLITE_DETACHED"
+
+
+def configure_logging(data_dir: Path) -> None:
+    """Every node logs to `<data-dir>/mesoslite.log` (served as /master/log and
+    /slave/log); in the foreground, warnings also reach the console."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if os.environ.get(_DETACHED) == "1":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)  # is the log file
+    else:
+        handler = logging.FileHandler(log_file(data_dir))
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(formatter)
+        root.addHandler(console)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    # Access logs and uvicorn's own chatter stay out of the way.
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def run_foreground(
     build_node: Callable[[Path], object], data_dir: Path, on_ready: ReadyPrinter
 ) -> None:
@@ -86,6 +112,7 @@ def run_foreground(
             "stop it with `mesoslite down` or pick another --data-dir"
         )
     data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(data_dir)
     node = build_node(data_dir)
     assert isinstance(node, Node)
     try:
@@ -141,6 +168,8 @@ def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> di
     with open(log_path, "ab") as log_out:
         child = subprocess.Popen(
             [*self_command(), *argv],
+            # Its standard streams already go to the log file: it must not open it again.
+            env={**os.environ, _DETACHED: "1"},
             stdin=subprocess.DEVNULL,
             stdout=log_out,
             stderr=subprocess.STDOUT,
