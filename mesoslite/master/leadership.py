@@ -85,6 +85,10 @@ class Leadership(Protocol):
         """
         ...
 
+    async def committed_weights(self) -> dict[str, float] | None:
+        """The weights as committed, read linearizably (None: use the master's own)."""
+        ...
+
 
 class SoleLeadership:
     """A master without a replica: it always leads and keeps no registry."""
@@ -106,6 +110,9 @@ class SoleLeadership:
 
     async def recorded(self) -> None:
         return
+
+    async def committed_weights(self) -> dict[str, float] | None:
+        return None
 
 
 def _counts_as_committed(error: BaseException | None) -> bool:
@@ -167,6 +174,17 @@ class ReplicatedLeadership:
         except Exception as error:
             if not _counts_as_committed(error):
                 raise HttpError(503, f"The registry write did not complete: {error}") from None
+
+    async def committed_weights(self) -> dict[str, float] | None:
+        service = self._service
+        term = service.term
+        try:
+            await service.read_barrier()
+        except TimeoutError:
+            raise HttpError(503, "No leader elected") from None
+        if not service.is_leader or service.term != term:
+            raise HttpError(503, "Leadership changed; retry")
+        return {role: info.weight for role, info in service.registry.weights.items()}
 
 
 def master_info_at(address: str) -> mesos_pb2.MasterInfo:

@@ -101,6 +101,14 @@ class OperatorApi:
             return self._subscribe(content_type)
         if call.type in (Call.LIST_FILES, Call.READ_FILE):
             return await self._files(call, content_type)
+        if call.type == Call.GET_WEIGHTS:
+            # Registry-backed: answered from what is committed, after a leadership check.
+            committed = await self._master.leadership.committed_weights()
+            if committed is not None:
+                answer = Response_(type=Response_.GET_WEIGHTS)
+                for role, weight in sorted(committed.items()):
+                    answer.get_weights.weight_infos.add(role=role, weight=weight)
+                return message_response(answer, content_type)
         response = self._handle(call)
         # Registry writes the call made must commit before it is answered.
         await self._master.leadership.recorded()
