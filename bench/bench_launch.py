@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from bench.cluster import percentile, start
+from bench.cluster import percentile, start, tree_cpu_seconds
 from mesoslite.client.scheduler import SchedulerClient
 from mesoslite.proto import mesos_pb2, scheduler_pb2
 from mesoslite.wire import media
@@ -142,7 +142,11 @@ def main() -> None:
     )
     print(f"isolation: {args.isolation}")
     try:
+        server_before = tree_cpu_seconds(cluster.process.pid)
+        client_before = time.process_time()
         rate, latencies = anyio.run(launch_all, cluster.master, args.tasks, args.batch)
+        client_cpu = time.process_time() - client_before
+        server_after = tree_cpu_seconds(cluster.process.pid)
     finally:
         cluster.stop()
     ms = [x * 1000 for x in latencies]
@@ -150,6 +154,13 @@ def main() -> None:
     print(
         f"ACCEPT -> TASK_RUNNING: p50 {percentile(ms, 0.5):.1f} ms, "
         f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms"
+    )
+    per_task_ms = 1000 / args.tasks
+    print(
+        f"CPU per task: mesoslite {(server_after[0] - server_before[0]) * per_task_ms:.2f} ms, "
+        f"its task processes {(server_after[1] - server_before[1]) * per_task_ms:.2f} ms, "
+        f"this scheduler {client_cpu * per_task_ms:.2f} ms; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -95,16 +95,7 @@ def start(*extra: str) -> BenchCluster:
 
 def tree_rss_bytes(pid: int) -> int:
     """RSS of a process and its descendants (a one-file binary runs as two processes)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+    children = _children_of()
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
@@ -116,6 +107,40 @@ def tree_rss_bytes(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def _children_of() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process and its descendants: (their own, that of
+    the children they have reaped, e.g. task processes)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = _children_of()
+    own = reaped = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime stime cutime cstime are fields 14-17 of stat (11-14 after the name).
+        own += int(fields[11]) + int(fields[12])
+        reaped += int(fields[13]) + int(fields[14])
+    return own / ticks, reaped / ticks
 
 
 def percentile(values: list[float], fraction: float) -> float:
