@@ -15,6 +15,7 @@ from typing import Self
 
 import httpx
 
+from mesoslite.client.http11 import CallPool
 from mesoslite.proto import mesos_pb2, scheduler_pb2
 from mesoslite.wire import json_codec, media, recordio
 
@@ -80,6 +81,8 @@ class SchedulerClient:
         self._base = _base_url(master)
         self._timeout_s = timeout_s
         self._calls = httpx.AsyncClient(base_url=self._base, timeout=timeout_s)
+        # Plain http: the light keep-alive client for calls (httpx for anything else).
+        self._call_pool = CallPool.for_url(self._base, timeout_s=timeout_s)
         self._stream_client = httpx.AsyncClient(base_url=self._base, timeout=None)
 
     @property
@@ -100,6 +103,8 @@ class SchedulerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._call_pool is not None:
+            await self._call_pool.aclose()
         await self._calls.aclose()
         await self._stream_client.aclose()
 
@@ -139,14 +144,18 @@ class SchedulerClient:
         """Send a non-SUBSCRIBE call; raises SchedulerError unless the master answers 2xx."""
         if self.framework_id is not None and not call.HasField("framework_id"):
             call.framework_id.CopyFrom(self.framework_id)
-        headers = {"Content-Type": self.content_type}
+        headers = {"Content-Type": self.content_type, "Accept": self.content_type}
         if self.stream_id:
             headers["Mesos-Stream-Id"] = self.stream_id
-        response = await self._calls.post(
-            "/api/v1/scheduler", content=self._encode(call), headers=headers
-        )
-        if response.status_code // 100 != 2:
-            raise SchedulerError(response.status_code, response.text)
+        body = self._encode(call)
+        if self._call_pool is not None:
+            answer = await self._call_pool.post("/api/v1/scheduler", body, headers)
+            status, text = answer.status_code, answer.text
+        else:
+            response = await self._calls.post("/api/v1/scheduler", content=body, headers=headers)
+            status, text = response.status_code, response.text
+        if status // 100 != 2:
+            raise SchedulerError(status, text)
 
     # Helpers for the common calls.
 
@@ -205,6 +214,7 @@ class SchedulerClient:
 
     async def reconcile(self, task_ids: Iterable[str] = ()) -> None:
         call = scheduler_pb2.Call(type=scheduler_pb2.Call.RECONCILE)
+        call.reconcile.SetInParent()  # no task ids: implicit reconciliation
         for task_id in task_ids:
             call.reconcile.tasks.add().task_id.value = task_id
         await self.call(call)
