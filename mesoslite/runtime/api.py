@@ -7,13 +7,33 @@ agent never forks task processes itself.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mesoslite.proto import mesos_pb2
 
-__all__ = ["ContainerConfig", "ContainerState", "Containerizer", "Termination"]
+if TYPE_CHECKING:
+    from mesoslite.runtime.io_switchboard import IOSwitchboard
+
+__all__ = [
+    "ContainerClass",
+    "ContainerConfig",
+    "ContainerState",
+    "Containerizer",
+    "Termination",
+]
+
+
+class ContainerClass(enum.Enum):
+    """Mesos' ContainerClass. A DEBUG container (LAUNCH_NESTED_CONTAINER_SESSION, what
+    `task exec` starts) joins everything of its parent: namespaces, cgroups, root
+    filesystem, environment and working directory; its I/O goes through a switchboard
+    that waits for its first client."""
+
+    DEFAULT = "DEFAULT"
+    DEBUG = "DEBUG"
 
 
 @dataclass(frozen=True)
@@ -38,8 +58,16 @@ class ContainerConfig:
     # Keep the container (its supervision) alive across agent restarts.
     checkpoint: bool = False
     # Set by the containerizer once the image is provisioned (agents leave it None):
-    # the host directory that becomes the container's `/`.
+    # the host directory that becomes the container's `/`. A nested container without
+    # an image of its own gets its parent's.
     rootfs: Path | None = None
+    container_class: ContainerClass = ContainerClass.DEFAULT
+    # Run no command but a tiny program that only holds the container's namespaces and
+    # cgroups for its nested containers (the in-agent default executor's container).
+    pause: bool = False
+    # Set by the containerizer for a nested container: the pid of its parent's main
+    # process (whose namespaces it joins).
+    parent_pid: int | None = None
 
 
 class ContainerState:
@@ -95,6 +123,11 @@ class Containerizer(Protocol):
 
     async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
         """Apply new resource limits."""
+        ...
+
+    def switchboard(self, container_id: str) -> IOSwitchboard | None:
+        """The container's I/O switchboard (sessions and containers with a TTY have
+        one), or None."""
         ...
 
     def containers(self) -> list[str]:

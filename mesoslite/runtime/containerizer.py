@@ -26,6 +26,13 @@ containers leave a launch mark there while they run (`launch_marks.py`). recover
 re-attaches to the checkpointed ones the agent still knows, reports those that ended
 while it was down, and destroys the rest: unknown records, every marked container, and
 (with the linux launcher) every container cgroup without a record.
+
+Nested containers (`parent_id`) are launched only under a running parent, inherit its
+user and, without an image of their own, its root filesystem; they share its
+namespaces as `nesting.py` says. A parent is destroyed only after its nested
+containers. DEBUG containers (`task exec` sessions) skip the isolators altogether: they
+join everything of their parent. Containers with a TTY, and DEBUG ones, get an I/O
+switchboard (`io_switchboard.py`); a `pause` container runs the pause program.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
@@ -46,22 +55,26 @@ import anyio
 from anyio.abc import TaskGroup
 
 from mesoslite.proto import mesos_pb2
+from mesoslite.runtime import linux_syscalls as sys_
 from mesoslite.runtime import procfs
-from mesoslite.runtime.api import ContainerConfig, ContainerState, Termination
+from mesoslite.runtime.api import ContainerClass, ContainerConfig, ContainerState, Termination
 from mesoslite.runtime.checkpoint import (
     ContainerRecord,
     read_records,
     remove_record,
     write_record,
 )
-from mesoslite.runtime.command import resolve_command
+from mesoslite.runtime.command import ResolvedCommand, resolve_command
 from mesoslite.runtime.errors import (
     ContainerExistsError,
     ContainerLaunchError,
     UnknownContainerError,
+    UnsupportedContainerError,
 )
 from mesoslite.runtime.exits import WatchedProcess, describe_wait_status
 from mesoslite.runtime.fetching import Fetcher
+from mesoslite.runtime.image_user import image_user
+from mesoslite.runtime.io_switchboard import IOSwitchboard, needs_switchboard
 from mesoslite.runtime.isolator import (
     Isolator,
     IsolatorTable,
@@ -75,9 +88,11 @@ from mesoslite.runtime.launcher import (
     Launcher,
     LaunchError,
     LaunchRequest,
+    ParentLink,
     PosixLauncher,
     UserIdentity,
 )
+from mesoslite.runtime.pause import PAUSE_PROGRAM_NAME, write_pause_program
 from mesoslite.runtime.provisioner.image_command import apply_image_config
 from mesoslite.runtime.provisioning import ImageProvisioner
 from mesoslite.runtime.reaper_client import ReaperClient, SupervisedProcess
@@ -115,6 +130,13 @@ class _Container:
     destroy_requested: bool = False
     termination: Termination | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # Ids of its nested containers (destroyed before it).
+    children: set[str] = field(default_factory=set)
+    switchboard: IOSwitchboard | None = None
+    # What it was launched with (DEBUG children take its cgroups, working directory and
+    # environment from here).
+    launch_info: LaunchInfo | None = None
+    environment: dict[str, str] = field(default_factory=dict)
 
     def transition(self, state: str) -> None:
         if state not in _NEXT_STATES[self.state]:
@@ -152,6 +174,9 @@ class MesosContainerizer:
         self._reaper = (
             ReaperClient(runtime_dir, reaper_command) if runtime_dir is not None else None
         )
+        # Written on first use: into runtime_dir, or a private directory removed on exit.
+        self._pause_program: Path | None = None
+        self._private_dir: Path | None = None
 
     @property
     def isolators(self) -> IsolatorTable:
@@ -181,6 +206,10 @@ class MesosContainerizer:
             for container in self._containers.values():
                 if container.handle is not None:
                     container.handle.close()
+                if container.switchboard is not None:
+                    container.switchboard.close()
+            if self._private_dir is not None:
+                shutil.rmtree(self._private_dir, ignore_errors=True)
 
     # -- queries -------------------------------------------------------------------
 
@@ -204,6 +233,18 @@ class MesosContainerizer:
             raise RuntimeError("use the containerizer inside `async with`")
         if container_id in self._containers or container_id in self._terminations:
             raise ContainerExistsError(container_id)
+        info = config.container_info
+        if info is not None and info.HasField("type") and info.type != info.MESOS:
+            raise UnsupportedContainerError()
+        parent = self._parent_for(config)
+        if parent is not None:
+            assert parent.pid is not None
+            config = dataclasses.replace(
+                config,
+                user=config.user if config.user is not None else parent.config.user,
+                parent_pid=parent.pid,
+            )
+            parent.children.add(container_id)
         container = _Container(container_id, config)
         self._containers[container_id] = container
         failure: BaseException | None = None
@@ -227,7 +268,7 @@ class MesosContainerizer:
             message = f"{why} during launch ({container.state})"
             termination = Termination(wait_status=None, message=message)
         else:
-            message = f"failed to launch container: {failure}"
+            message = str(failure)
             termination = Termination(
                 wait_status=None,
                 state=mesos_pb2.TASK_FAILED,
@@ -241,11 +282,44 @@ class MesosContainerizer:
             raise interrupted
         raise ContainerLaunchError(message) from (None if destroyed else failure)
 
+    def _parent_for(self, config: ContainerConfig) -> _Container | None:
+        """The running parent of a nested container (None for a top-level one)."""
+        if config.parent_id is None:
+            if config.container_class is ContainerClass.DEBUG:
+                raise ContainerLaunchError("a DEBUG container needs a parent container")
+            return None
+        parent = self._containers.get(config.parent_id)
+        if parent is None:
+            raise ContainerLaunchError(f"Parent container {config.parent_id} does not exist")
+        if parent.state == ContainerState.DESTROYING:
+            raise ContainerLaunchError(
+                f"Parent container {config.parent_id} is in 'DESTROYING' state"
+            )
+        if parent.state != ContainerState.RUNNING or parent.pid is None:
+            raise ContainerLaunchError(f"Parent container {config.parent_id} is not running yet")
+        return parent
+
+    def _pause_command(self) -> ResolvedCommand:
+        if self._pause_program is None:
+            directory = self._runtime_dir
+            if directory is None:
+                self._private_dir = Path(tempfile.mkdtemp(prefix="mesoslite-runtime-"))
+                directory = self._private_dir
+            self._pause_program = write_pause_program(directory)
+            if self._pause_program is None:
+                raise LaunchError("no pause program for this machine's architecture")
+        return ResolvedCommand(str(self._pause_program), [PAUSE_PROGRAM_NAME])
+
     async def _launch_steps(self, container: _Container) -> None:
+        if container.config.container_class is ContainerClass.DEBUG:
+            await self._launch_debug(container)
+            return
         config = container.config
         container_id = container.container_id
         container_info = config.container_info
         image_working_directory: str | None = None
+        image_user_spec: str | None = None
+        parent = self._containers.get(config.parent_id) if config.parent_id else None
         if container_info is not None and container_info.mesos.HasField("image"):
             if self._provisioner is None:
                 raise LaunchError("the container has an image but no provisioner is set up")
@@ -261,13 +335,21 @@ class MesosContainerizer:
                 rootfs=provisioned.rootfs,
                 command=image_launch.command,
                 environment={**image_launch.environment, **config.environment},
-                user=config.user or image_launch.user,
             )
             container.config = config
             image_working_directory = image_launch.working_dir
+            if config.user is None:
+                image_user_spec = image_launch.user
+        elif parent is not None and parent.config.rootfs is not None:
+            # No image of its own: it runs in its parent's root filesystem.
+            config = dataclasses.replace(config, rootfs=parent.config.rootfs)
+            container.config = config
 
         container.transition(ContainerState.PREPARING)
         launch_info = LaunchInfo()
+        if parent is not None:
+            # A nested container is on its parent's network, with its parent's hostname.
+            launch_info.enter_namespaces = sys_.CLONE_NEWNET | sys_.CLONE_NEWUTS
         for isolator in self._isolators.in_order():
             container.prepared.append(isolator)
             contribution = await isolator.prepare(container_id, config)
@@ -290,31 +372,109 @@ class MesosContainerizer:
         user = None
         if config.user is not None:
             user = UserIdentity.lookup(config.user)
+        elif image_user_spec is not None and config.rootfs is not None:
+            user = image_user(image_user_spec, config.rootfs)
+        if needs_switchboard(config) and config.checkpoint:
+            # Its I/O relay lives in the agent: it cannot outlive the agent anyway.
+            config = dataclasses.replace(config, checkpoint=False)
+            container.config = config
         supervisor = None
         if config.checkpoint:
             if self._reaper is None or self._task_group is None:
                 raise LaunchError("checkpointed containers need the containerizer's runtime_dir")
             await self._reaper.start(self._task_group)
             supervisor = self._reaper
+        if config.pause:
+            command = self._pause_command()
+        else:
+            command = resolve_command(config.command, environment, config.rootfs)
         request = LaunchRequest(
             container_id=container_id,
-            command=resolve_command(config.command, environment, config.rootfs),
+            command=command,
             environment=environment,
             sandbox=config.sandbox,
             user=user,
             launch_info=launch_info,
             supervisor=supervisor,
+            parent=ParentLink(parent.container_id, parent.pid)
+            if parent is not None and parent.pid is not None else None,
         )
-        container.handle = await self._launcher.launch(request)
-        container.pid = container.handle.pid
+        container.launch_info = launch_info
+        container.environment = environment
+        pid = await self._start_process(container, request)
         if not config.checkpoint and self._runtime_dir is not None:
             self._mark(container)
         for isolator in self._isolators.in_order():
-            await isolator.isolate(container_id, container.pid)
+            await isolator.isolate(container_id, pid)
         self._launcher.release(container_id)
         if config.checkpoint:
             await self._checkpoint(container)
 
+        container.transition(ContainerState.RUNNING)
+        assert self._task_group is not None
+        self._task_group.start_soon(self._supervise, container)
+
+    async def _start_process(self, container: _Container, request: LaunchRequest) -> int:
+        """The launcher's part, with the container's switchboard (if it needs one)
+        providing stdin/stdout/stderr; returns the pid."""
+        config = container.config
+        if needs_switchboard(config):
+            tty_info = config.container_info.tty_info if (
+                config.container_info is not None and config.container_info.HasField("tty_info")
+            ) else None
+            switchboard = IOSwitchboard(
+                container.container_id,
+                tty_info=tty_info,
+                log_directory=config.sandbox,
+                wait_for_connection=config.container_class is ContainerClass.DEBUG,
+            )
+            container.switchboard = switchboard
+            request = dataclasses.replace(request, stdio=switchboard.open())
+        container.handle = await self._launcher.launch(request)
+        container.pid = container.handle.pid
+        if container.switchboard is not None:
+            assert self._task_group is not None
+            container.switchboard.start(self._task_group)
+        return container.pid
+
+    async def _launch_debug(self, container: _Container) -> None:
+        """A DEBUG container: no isolator of its own; it enters every namespace of its
+        parent, joins its cgroups, inherits its environment and working directory."""
+        config = container.config
+        parent = self._containers.get(config.parent_id or "")
+        if parent is None or parent.pid is None or parent.launch_info is None:
+            raise LaunchError(f"Parent container {config.parent_id} does not exist")
+        if config.container_info is not None and config.container_info.mesos.HasField("image"):
+            raise LaunchError("a DEBUG container runs in its parent's image: it has none")
+        container.transition(ContainerState.PREPARING)
+        container.transition(ContainerState.FETCHING)
+        container.transition(ContainerState.ISOLATING)
+        parent_info = parent.launch_info
+        launch_info = LaunchInfo(
+            cgroup_join_files=list(parent_info.cgroup_join_files),
+            enter_namespaces=sys_.CLONE_NEWNS | sys_.CLONE_NEWPID | sys_.CLONE_NEWNET
+            | sys_.CLONE_NEWUTS | sys_.CLONE_NEWIPC,
+            working_directory=parent_info.working_directory or str(parent.config.sandbox),
+            shares_parent_cgroups=True,
+        )
+        environment = {**parent.environment, **config.environment}
+        user = UserIdentity.lookup(config.user) if config.user is not None else None
+        request = LaunchRequest(
+            container_id=container.container_id,
+            command=resolve_command(config.command, environment, parent.config.rootfs),
+            environment=environment,
+            # The parent's: the working directory of a process without namespaces.
+            sandbox=parent.config.sandbox,
+            user=user,
+            launch_info=launch_info,
+            parent=ParentLink(parent.container_id, parent.pid),
+        )
+        container.launch_info = launch_info
+        container.environment = environment
+        await self._start_process(container, request)
+        if self._runtime_dir is not None:
+            self._mark(container)
+        self._launcher.release(container.container_id)
         container.transition(ContainerState.RUNNING)
         assert self._task_group is not None
         self._task_group.start_soon(self._supervise, container)
@@ -389,6 +549,11 @@ class MesosContainerizer:
             container.transition(ContainerState.DESTROYING)
         container_id = container.container_id
         try:
+            if container.children:
+                # Nested containers go first: they live in its namespaces and cgroups.
+                async with anyio.create_task_group() as group:
+                    for child_id in list(container.children):
+                        group.start_soon(self._end_child, child_id)
             handle = container.handle
             if handle is not None and handle.try_reap() is None:
                 # A launch that failed after the fork: through the pidfd, never a
@@ -400,6 +565,9 @@ class MesosContainerizer:
                 # Reaps a process the launch got as far as starting.
                 await container.handle.wait()
                 container.handle.close()
+            if container.switchboard is not None:
+                async with self._step(container_id, "drain the I/O switchboard"):
+                    await container.switchboard.finish()
             # Every step runs even when one fails: a leaked cgroup beats three.
             for isolator in reversed(container.prepared):
                 async with self._step(container_id, f"{isolator.name} cleanup"):
@@ -416,6 +584,11 @@ class MesosContainerizer:
                 async with self._step(container_id, "remove the launch mark"):
                     remove_mark(self._runtime_dir, container_id)
         finally:
+            if container.switchboard is not None:
+                container.switchboard.close()
+            parent = self._containers.get(container.config.parent_id or "")
+            if parent is not None:
+                parent.children.discard(container_id)
             container.termination = termination
             self._containers.pop(container_id, None)
             self._terminations[container_id] = termination
@@ -534,6 +707,12 @@ class MesosContainerizer:
         assert self._runtime_dir is not None
         remove_mark(self._runtime_dir, mark.container_id)
 
+    async def _end_child(self, container_id: str) -> None:
+        # Its termination stays for wait() (WAIT_NESTED_CONTAINER after the parent ended).
+        child = self._containers.get(container_id)
+        if child is not None:
+            await self._end(child)
+
     async def _cleanup_isolators(self, container_id: str, isolators: list[Isolator]) -> None:
         for isolator in isolators:
             await isolator.cleanup(container_id)
@@ -566,14 +745,19 @@ class MesosContainerizer:
                 return self._terminations.pop(container_id)
             except KeyError:
                 raise UnknownContainerError(container_id) from None
+        termination = await self._end(container)
+        self._terminations.pop(container_id, None)
+        return termination
+
+    async def _end(self, container: _Container) -> Termination:
+        """Kill it (or stop its launch) and wait until it is torn down."""
         container.destroy_requested = True
         if container.launch_scope is not None:
             container.launch_scope.cancel()
         if container.pid is not None and container.state != ContainerState.DESTROYING:
-            self._launcher.kill(container_id, container.pid, signal.SIGKILL)
+            self._launcher.kill(container.container_id, container.pid, signal.SIGKILL)
         await container.ended.wait()
         assert container.termination is not None
-        self._terminations.pop(container_id, None)
         return container.termination
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
@@ -587,14 +771,26 @@ class MesosContainerizer:
     async def status(self, container_id: str) -> mesos_pb2.ContainerStatus:
         container = self._get(container_id)
         status = mesos_pb2.ContainerStatus()
-        status.container_id.value = container_id
-        if container.config.parent_id is not None:
-            status.container_id.parent.value = container.config.parent_id
+        status.container_id.CopyFrom(self._container_id_message(container))
         if container.pid is not None:
             status.executor_pid = container.pid
         for isolator in container.prepared:
             status.MergeFrom(await isolator.status(container_id))
         return status
+
+    def _container_id_message(self, container: _Container) -> mesos_pb2.ContainerID:
+        """Its ContainerID with the whole chain of parents."""
+        message = mesos_pb2.ContainerID(value=container.container_id)
+        link, parent_id = message, container.config.parent_id
+        while parent_id is not None:
+            link.parent.value = parent_id
+            link = link.parent
+            parent = self._containers.get(parent_id)
+            parent_id = parent.config.parent_id if parent is not None else None
+        return message
+
+    def switchboard(self, container_id: str) -> IOSwitchboard | None:
+        return self._get(container_id).switchboard
 
     async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
         container = self._get(container_id)

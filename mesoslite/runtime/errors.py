@@ -4,6 +4,7 @@
      +-- UnknownContainerError    no such container (the agent answers 404)
      +-- ContainerExistsError     launch of an id already in use
      +-- ContainerLaunchError     the container could not be started; wait() has the reason
+     +-- UnsupportedContainerError  a ContainerInfo this containerizer does not run
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ __all__ = [
     "ContainerExistsError",
     "ContainerLaunchError",
     "UnknownContainerError",
+    "UnsupportedContainerError",
 ]
 
 
@@ -31,3 +33,14 @@ class ContainerExistsError(ContainerError):
 
 class ContainerLaunchError(ContainerError):
     pass
+
+
+class UnsupportedContainerError(ContainerError):
+    """ContainerInfo of a type other than MESOS (Mesos' LaunchResult NOT_SUPPORTED: only
+    the docker containerizer, which mesoslite does not have, runs DOCKER containers)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "None of the enabled containerizers (mesos) could create a container for the"
+            " provided TaskInfo/ExecutorInfo message"
+        )

@@ -62,6 +62,12 @@ class LaunchInfo:
     mounts: list[Mount] = field(default_factory=list)
     # CLONE_NEW* flags for namespaces the container gets of its own.
     namespaces: int = 0
+    # CLONE_NEW* flags for namespaces of its parent a nested container joins (entered
+    # before its own are made).
+    enter_namespaces: int = 0
+    # A nested container inside its parent's cgroups: `cgroup_join_files` are the
+    # parent's, and the launcher tracks it in a cgroup below the parent's.
+    shares_parent_cgroups: bool = False
     hostname: str | None = None
     # Working directory inside the container (None: the sandbox's host path).
     working_directory: str | None = None
@@ -74,6 +80,8 @@ class LaunchInfo:
         self.rootfs = other.rootfs if other.rootfs is not None else self.rootfs
         self.mounts.extend(other.mounts)
         self.namespaces |= other.namespaces
+        self.enter_namespaces |= other.enter_namespaces
+        self.shares_parent_cgroups |= other.shares_parent_cgroups
         self.hostname = other.hostname if other.hostname is not None else self.hostname
         if other.working_directory is not None:
             self.working_directory = other.working_directory

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import pwd
 import signal
+import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +28,7 @@ import anyio
 from mesoslite.runtime import procfs
 from mesoslite.runtime.command import ResolvedCommand
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
+from mesoslite.runtime.io_switchboard import ContainerStdio
 from mesoslite.runtime.isolator import LaunchInfo
 from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn
 
@@ -33,6 +36,7 @@ __all__ = [
     "LaunchError",
     "LaunchRequest",
     "Launcher",
+    "ParentLink",
     "PosixLauncher",
     "Supervisor",
     "UserIdentity",
@@ -85,6 +89,15 @@ class Supervisor(Protocol):
 
 
 @dataclass(frozen=True)
+class ParentLink:
+    """A nested container's parent: whose namespaces it enters, below whose tracking
+    cgroup it is kept when it shares the parent's cgroups."""
+
+    container_id: str
+    pid: int
+
+
+@dataclass(frozen=True)
 class LaunchRequest:
     container_id: str
     command: ResolvedCommand
@@ -94,6 +107,10 @@ class LaunchRequest:
     launch_info: LaunchInfo = field(default_factory=LaunchInfo)
     # Set for checkpointed containers: they are started by (and survive with) it.
     supervisor: Supervisor | None = None
+    parent: ParentLink | None = None
+    # The I/O switchboard's ends as stdin/stdout/stderr (instead of /dev/null and the
+    # sandbox's files).
+    stdio: ContainerStdio | None = None
 
 
 class Launcher(Protocol):
@@ -128,6 +145,15 @@ def _reset_signals_in_child() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
+def _take_stdio_in_child(stdio: ContainerStdio) -> None:
+    """The switchboard's ends become 0, 1, 2; a pseudo terminal the controlling tty
+    (the child has just become a session leader)."""
+    for target, fd in enumerate((stdio.stdin, stdio.stdout, stdio.stderr)):
+        os.dup2(fd, target)
+    if stdio.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def _open_stdio_in_child(sandbox: Path) -> None:
     stdout_path, stderr_path = stdio_paths(sandbox)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -150,7 +176,10 @@ def _exec_in_child(request: LaunchRequest, error_pipe: int) -> None:
     try:
         os.setsid()
         _reset_signals_in_child()
-        _open_stdio_in_child(request.sandbox)
+        if request.stdio is not None:
+            _take_stdio_in_child(request.stdio)
+        else:
+            _open_stdio_in_child(request.sandbox)
         os.chdir(request.sandbox)
         if request.user is not None:
             _switch_user_in_child(request.user)
@@ -174,6 +203,10 @@ class PosixLauncher:
             user = None
         if user is not None and os.geteuid() != 0:
             raise LaunchError(f"switching to user {user.name!r} needs root")
+        if request.stdio is not None:
+            # dup2 and TIOCSCTTY between fork and exec: posix_spawn cannot make a
+            # controlling terminal.
+            return await self._fork_exec(request)
         if user is not None and request.supervisor is not None:
             # The fork path with no namespaces is the linux launcher's child plan.
             from mesoslite.runtime.linux_launcher import build_child_plan

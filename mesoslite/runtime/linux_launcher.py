@@ -10,23 +10,32 @@ How the process is made (all in the agent's process, no helper binary, no re-exe
    one-file binary unpacks itself first: far above crun's ~10 ms.)
 2. The child, single-threaded after fork, follows a `ChildPlan` computed in the agent
    beforehand: join its cgroups (writes "0": it is PID 1 in its own namespace), open
-   stdout/stderr in the sandbox, unshare the remaining namespaces, make its mounts
+   stdout/stderr in the sandbox (or take the I/O switchboard's descriptors), enter its
+   parent's namespaces if it is nested, unshare the remaining namespaces, make its mounts
    slaves of the host's, build the root filesystem (proc, a minimal /dev, devpts,
    /dev/shm, sysfs, the isolators' mounts), pivot_root, set the hostname, bring `lo`
    up, switch user, set no_new_privs, exec.
 3. Failures before exec travel back over a CLOEXEC pipe; a closed pipe means exec.
 
 Every process of a container is tracked in a cgroup (v1: freezer, v2: the container's
-cgroup), so kill and destroy reach processes that left the session.
+cgroup), so kill and destroy reach processes that left the session. A nested container
+that shares its parent's cgroups is tracked in a cgroup below its parent's tracking
+cgroup, so that the parent's limits apply to it (v2) and it is killed on its own.
+
+A nested container's parent namespaces are entered through /proc/<parent pid>/ns/*:
+the descriptors are opened before any setns (the mount namespace last: it changes what
+/proc means), and the pid namespace is entered by the forking thread, as it is made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import stat
+import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +45,7 @@ from mesoslite.runtime import linux_syscalls as sys_
 from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
+from mesoslite.runtime.io_switchboard import ContainerStdio
 from mesoslite.runtime.isolator import Mount
 from mesoslite.runtime.launcher import LaunchError, LaunchRequest, UserIdentity, stdio_paths
 
@@ -96,7 +106,31 @@ class ChildPlan:
     working_directory: str
     user: UserIdentity | None
     no_new_privileges: bool
+    # A nested container's parent namespaces to join, in the order to enter them.
     enter_namespaces: list[tuple[Path, int]] = field(default_factory=list)
+    # The parent's pid namespace, entered by the forking thread.
+    enter_pid_namespace: Path | None = None
+    # The I/O switchboard's descriptors for 0, 1, 2 (never through the reaper).
+    stdio: ContainerStdio | None = None
+
+
+# setns order: the mount namespace last, since entering it changes what paths mean.
+_ENTER_ORDER = (
+    (sys_.CLONE_NEWIPC, "ipc"),
+    (sys_.CLONE_NEWUTS, "uts"),
+    (sys_.CLONE_NEWNET, "net"),
+    (sys_.CLONE_NEWNS, "mnt"),
+)
+
+
+def _parent_namespaces(request: LaunchRequest) -> tuple[list[tuple[Path, int]], Path | None]:
+    flags = request.launch_info.enter_namespaces
+    if request.parent is None or not flags:
+        return [], None
+    ns_dir = Path(f"/proc/{request.parent.pid}/ns")
+    entered = [(ns_dir / name, nstype) for nstype, name in _ENTER_ORDER if flags & nstype]
+    pid_namespace = ns_dir / "pid" if flags & sys_.CLONE_NEWPID else None
+    return entered, pid_namespace
 
 
 def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> ChildPlan:
@@ -114,6 +148,7 @@ def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> 
     user = request.user
     if user is not None and user.is_current():
         user = None
+    enter_namespaces, enter_pid_namespace = _parent_namespaces(request)
     return ChildPlan(
         executable=request.command.executable,
         argv=request.command.argv,
@@ -122,13 +157,16 @@ def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> 
         stderr_path=stderr_path,
         cgroup_join_files=list(info.cgroup_join_files),
         namespaces=namespaces & ~sys_.CLONE_NEWPID,
-        new_pid_namespace=bool(namespaces & sys_.CLONE_NEWPID),
+        new_pid_namespace=bool(namespaces & sys_.CLONE_NEWPID) and enter_pid_namespace is None,
         rootfs=rootfs,
         mounts=mounts,
         hostname=info.hostname,
         working_directory=info.working_directory or str(request.sandbox),
         user=user,
         no_new_privileges=no_new_privileges or info.no_new_privileges,
+        enter_namespaces=enter_namespaces,
+        enter_pid_namespace=enter_pid_namespace,
+        stdio=request.stdio,
     )
 
 
@@ -176,15 +214,22 @@ def _child_setup(plan: ChildPlan) -> None:
     for procs_file in plan.cgroup_join_files:
         # "0" is the writer itself: our pid here would be 1 (of our own namespace).
         procs_file.write_text("0")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
-                               (1, plan.stdout_path, flags), (2, plan.stderr_path, flags)):
-        fd = os.open(path, mode, 0o644)
-        if fd != target:
+    if plan.stdio is not None:
+        for target, fd in enumerate((plan.stdio.stdin, plan.stdio.stdout, plan.stdio.stderr)):
             os.dup2(fd, target)
-            os.close(fd)
-    for ns_path, nstype in plan.enter_namespaces:
-        fd = os.open(ns_path, os.O_RDONLY)
+        if plan.stdio.tty:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    else:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
+                                   (1, plan.stdout_path, flags), (2, plan.stderr_path, flags)):
+            fd = os.open(path, mode, 0o644)
+            if fd != target:
+                os.dup2(fd, target)
+                os.close(fd)
+    # Every descriptor first: once in the parent's mount namespace, /proc is its.
+    entering = [(os.open(path, os.O_RDONLY), nstype) for path, nstype in plan.enter_namespaces]
+    for fd, nstype in entering:
         sys_.setns(fd, nstype)
         os.close(fd)
     if plan.namespaces:
@@ -240,8 +285,15 @@ def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
     and the read end of its report pipe: EOF means it exec'd, bytes say why it did not.
     Call from the thread that owns the event loop (or a single-threaded process)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    switched = plan.new_pid_namespace or plan.enter_pid_namespace is not None
     try:
-        if plan.new_pid_namespace:
+        if plan.enter_pid_namespace is not None:
+            target = os.open(plan.enter_pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sys_.setns(target, sys_.CLONE_NEWPID)
+            finally:
+                os.close(target)
+        elif plan.new_pid_namespace:
             sys_.unshare(sys_.CLONE_NEWPID)
         try:
             pid = os.fork()
@@ -250,7 +302,7 @@ def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
                 _child_main(plan, write_end)
         finally:
             # Only the parent gets here (the child never returns from _child_main).
-            if plan.new_pid_namespace:
+            if switched:
                 sys_.setns(own_pid_namespace, sys_.CLONE_NEWPID)
     except BaseException:
         os.close(read_end)
@@ -287,6 +339,9 @@ class LinuxLauncher:
         self._no_new_privileges = no_new_privileges
         self._root_name = cgroups_root_name
         self._tracking = self._tracking_controller()
+        # Tracking cgroups that are not the flat default: nested containers that share
+        # their parent's cgroups are tracked below the parent's.
+        self._nested_cgroups: dict[str, str] = {}
         # Where this thread's future children go back to after each launch.
         self._own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
@@ -302,7 +357,9 @@ class LinuxLauncher:
         return None
 
     def _cgroup(self, container_id: str) -> str:
-        return container_cgroup(container_id, self._root_name)
+        """The container's tracking cgroup."""
+        nested = self._nested_cgroups.get(container_id)
+        return nested if nested is not None else container_cgroup(container_id, self._root_name)
 
     async def launch(self, request: LaunchRequest) -> WatchedProcess:
         if os.geteuid() != 0:
@@ -310,7 +367,11 @@ class LinuxLauncher:
         plan = build_child_plan(request, self._no_new_privileges)
         if self._cgroups is not None and self._tracking is not None:
             cgroups, controller = self._cgroups, self._tracking
-            cgroup = self._cgroup(request.container_id)
+            if request.parent is not None and request.launch_info.shares_parent_cgroups:
+                cgroup = f"{self._cgroup(request.parent.container_id)}/{request.container_id}"
+                self._nested_cgroups[request.container_id] = cgroup
+            else:
+                cgroup = self._cgroup(request.container_id)
             await anyio.to_thread.run_sync(cgroups.create, cgroup, [controller])
             tracking_files = cgroups.join_files(cgroup, [controller])
             extra = [f for f in tracking_files if f not in plan.cgroup_join_files]
@@ -373,12 +434,28 @@ class LinuxLauncher:
             return
         cgroups, controller = self._cgroups, self._tracking
         cgroup = self._cgroup(container_id)
+        self._nested_cgroups.pop(container_id, None)
 
         def kill_and_remove() -> None:
+            # Nested containers' cgroups first (bottom up): a cgroup with children
+            # cannot be removed. Usually they are gone already.
+            for nested in _nested_cgroups_below(cgroups.directory(cgroup, controller)):
+                below = f"{cgroup}/{nested}"
+                cgroups.kill_all(below)
+                cgroups.remove(below, [controller])
             cgroups.kill_all(cgroup)
             cgroups.remove(cgroup, [controller])
 
         await anyio.to_thread.run_sync(kill_and_remove)
+
+
+def _nested_cgroups_below(directory: Path) -> list[str]:
+    """Child cgroup directories, deepest first, relative to `directory`."""
+    found: list[str] = []
+    for parent, children, _ in os.walk(directory, topdown=False):
+        for child in children:
+            found.append(os.path.relpath(os.path.join(parent, child), directory))
+    return found
 
 
 def _with_join_files(plan: ChildPlan, files: list[Path]) -> ChildPlan:

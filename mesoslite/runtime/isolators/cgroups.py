@@ -3,7 +3,9 @@
 Each container gets "<root name>/<container id>" in the hierarchies of its controllers
 (v1, hybrid) or one directory of the unified hierarchy (v2). prepare() creates it and
 hands the launcher the files to write to join it before exec; cleanup() removes it.
-All cgroupfs access runs in worker threads.
+All cgroupfs access runs in worker threads. A nested container that shares its parent's
+cgroups (LinuxInfo.share_cgroups, the default) joins the parent's and gets none of its
+own: its usage is its parent's.
 
 cgroups/devices is v1 only (hybrid included): v2 controls devices with an eBPF program
 attached to the cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), which would need a hand-assembled
@@ -25,6 +27,7 @@ from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
 from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Limitation, RecoveredContainer
 from mesoslite.runtime.limits import ResourceLimits
+from mesoslite.runtime.nesting import shares_parent_cgroups
 
 __all__ = [
     "CFS_PERIOD_MICROSECONDS",
@@ -74,6 +77,9 @@ class _CgroupsIsolator(IsolatorBase):
         self._cgroups = cgroups
         self._root_name = root_name
         self._known: dict[str, ResourceLimits] = {}
+        # Nested containers in an ancestor's cgroups -> that ancestor (nothing of theirs
+        # to clean up).
+        self._sharing: dict[str, str] = {}
 
     @property
     def controllers(self) -> list[str]:
@@ -96,9 +102,15 @@ class _CgroupsIsolator(IsolatorBase):
             )
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        controllers = self.controllers
+        if shares_parent_cgroups(config):
+            assert config.parent_id is not None
+            owner = self._sharing.get(config.parent_id, config.parent_id)
+            self._sharing[container_id] = owner
+            owner_files = self._cgroups.join_files(self._cgroup(owner), controllers)
+            return LaunchInfo(cgroup_join_files=owner_files, shares_parent_cgroups=True)
         cgroup = self._cgroup(container_id)
         limits = ResourceLimits.from_resources(config.resources)
-        controllers = self.controllers
 
         def create() -> None:
             self._cgroups.create(cgroup, controllers)
@@ -121,6 +133,8 @@ class _CgroupsIsolator(IsolatorBase):
 
     async def cleanup(self, container_id: str) -> None:
         self._known.pop(container_id, None)
+        if self._sharing.pop(container_id, None) is not None:
+            return
         cgroup = self._cgroup(container_id)
         controllers = self.controllers
 

@@ -3,7 +3,9 @@
 With an image (config.rootfs set by the provisioner) the container pivots into it, the
 sandbox is bind-mounted at /mnt/mesos/sandbox (its working directory), and /etc/hosts,
 /etc/hostname and /etc/resolv.conf come from the agent. Without an image the container
-still gets a private mount namespace, so volumes mounted into it stay its own.
+still gets a private mount namespace, so volumes mounted into it stay its own. A nested
+container without a root filesystem (its parent has none either) first enters its
+parent's mount namespace, so that it sees the parent's mounts, and then makes its copy.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import anyio
 from mesoslite.runtime.api import ContainerConfig
 from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount
 from mesoslite.runtime.linux_syscalls import CLONE_NEWNS
+from mesoslite.runtime.nesting import is_nested
 
 __all__ = ["CONTAINER_SANDBOX_PATH", "LinuxFilesystemIsolator"]
 
@@ -61,7 +64,8 @@ class LinuxFilesystemIsolator(IsolatorBase):
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         if config.rootfs is None:
-            return LaunchInfo(namespaces=CLONE_NEWNS)
+            entered = CLONE_NEWNS if is_nested(config) else 0
+            return LaunchInfo(namespaces=CLONE_NEWNS, enter_namespaces=entered)
         etc_mounts = await anyio.to_thread.run_sync(self._etc_files, container_id, config)
         return LaunchInfo(
             rootfs=config.rootfs,

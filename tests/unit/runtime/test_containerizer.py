@@ -176,11 +176,25 @@ async def test_usage_reports_process_figures_and_limits(
 async def test_status_names_the_container_and_its_pid(
     containerizer: MesosContainerizer, make_config: MakeConfig
 ) -> None:
+    await containerizer.launch("top", make_config(shell("sleep 30")))
     pid = await containerizer.launch("child", make_config(shell("sleep 30"), parent_id="top"))
     status = await containerizer.status("child")
     assert status.container_id.value == "child"
     assert status.container_id.parent.value == "top"
     assert status.executor_pid == pid
+
+
+async def test_nested_containers_need_a_running_parent_and_end_before_it(
+    containerizer: MesosContainerizer, make_config: MakeConfig
+) -> None:
+    with pytest.raises(ContainerLaunchError, match="Parent container nobody does not exist"):
+        await containerizer.launch("orphan", make_config(shell("true"), parent_id="nobody"))
+    await containerizer.launch("top", make_config(shell("sleep 30")))
+    await containerizer.launch("child", make_config(shell("sleep 30"), parent_id="top"))
+    await containerizer.destroy("top")
+    assert containerizer.containers() == []
+    child = await containerizer.wait("child")
+    assert child.wait_status is not None and os.WTERMSIG(child.wait_status) == signal.SIGKILL
 
 
 async def test_many_concurrent_short_containers(
