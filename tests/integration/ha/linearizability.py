@@ -1,0 +1,66 @@
+"""A Wing-Gong style linearizability checker for registers (one per key).
+
+Each operation has an invocation and a response time (None: the client never learned
+its outcome, e.g. the connection broke: it may have taken effect at any point after
+its invocation, or never). The checker searches for an order of the operations that
+respects real time (an operation that returned before another was invoked comes first)
+in which every read returns the value of the last write before it; it memoises on
+(operations left, register value), as in Lowe's refinement of Wing & Gong. Keys are
+independent, so each key's history is checked on its own (P-compositionality).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["Operation", "check_registers", "linearizable"]
+
+_UNKNOWN = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    key: Hashable
+    kind: str  # "write" or "read"
+    value: object  # the value written, or read (None: absent)
+    invoked_s: float
+    returned_s: float | None  # None: outcome unknown (writes only)
+
+
+def linearizable(operations: list[Operation], initial: object = None) -> bool:
+    """Whether one register's history is linearizable."""
+    ops = [op for op in operations if op.kind == "write" or op.returned_s is not None]
+    count = len(ops)
+    ends = [_UNKNOWN if op.returned_s is None else op.returned_s for op in ops]
+    seen: set[tuple[int, object]] = set()
+
+    def search(remaining: int, value: object) -> bool:
+        # Only operations of unknown outcome left: they may all never have happened.
+        if all(ends[i] == _UNKNOWN for i in range(count) if remaining >> i & 1):
+            return True
+        if (remaining, value) in seen:
+            return False
+        seen.add((remaining, value))
+        horizon = min(ends[i] for i in range(count) if remaining >> i & 1)
+        for i in range(count):
+            if not remaining >> i & 1 or ops[i].invoked_s > horizon:
+                continue  # someone else must come first
+            op = ops[i]
+            if op.kind == "read":
+                if op.value == value and search(remaining & ~(1 << i), value):
+                    return True
+            elif search(remaining & ~(1 << i), op.value):
+                return True
+        return False
+
+    return search((1 << count) - 1, initial)
+
+
+def check_registers(operations: Iterable[Operation], initial: object = None) -> list[Hashable]:
+    """The keys whose histories are not linearizable (empty: all are)."""
+    by_key: dict[Hashable, list[Operation]] = defaultdict(list)
+    for op in operations:
+        by_key[op.key].append(op)
+    return [key for key, ops in by_key.items() if not linearizable(ops, initial)]
