@@ -1,10 +1,12 @@
 """The agent: registers with the master, runs what it is sent, reports every state.
 
-One `Agent` per node. `run()` discovers resources, connects through the
-`MasterConnector`, registers (re-registering with its tasks after a reconnect) and
-serves master messages until cancelled. Tasks run through executors: command tasks
-and task groups through the built-in executors inside the agent, other executors as
-real processes speaking the executor API (`executor_api`). Every status update goes
+One `Agent` per node. `run()` discovers resources, recovers what a previous run of the
+agent left (`recovery`: its id, checkpointed executors, tasks and pending updates),
+connects through the `MasterConnector`, registers (re-registering with its tasks after
+a reconnect or a restart) and serves master messages until cancelled. Tasks run
+through executors: command tasks and task groups through the built-in executors
+inside the agent, other executors as real processes speaking the executor API
+(`executor_api`). Every status update goes
 through the status update manager, which delivers it reliably and in order.
 """
 
@@ -15,6 +17,7 @@ import logging
 import signal
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -25,6 +28,8 @@ from mesoslite.agent.discovery import discover_attributes, discover_resources
 from mesoslite.agent.executors import CustomExecutorRunner, command_executor_info
 from mesoslite.agent.launch_config import shutdown_grace_period_s, task_container_config
 from mesoslite.agent.master_link import MasterLink
+from mesoslite.agent.recovered_task_group import RecoveredTaskGroup
+from mesoslite.agent.recovery import RecoveryReport, recover_agent
 from mesoslite.agent.sandbox import SandboxLayout, create_sandbox
 from mesoslite.agent.state import (
     Executor,
@@ -96,13 +101,17 @@ class Agent:
             backoff_factor_s=config.registration_backoff_factor_s,
             backoff_max_s=config.registration_backoff_max_s,
         )
-        # False until run() has set up (the executor API answers 503 before that).
+        # False until run() has recovered (the executor API answers 503 before that).
         self.recovered = False
+        # What the last recovery found and how long it took (None before it ran).
+        self.recovery_report: RecoveryReport | None = None
         self.terminal_task_counts: Counter[int] = Counter()
         self.failed_executor_count = 0
         self._group: TaskGroup | None = None
         self._stopping = False
         self._registered_event = anyio.Event()
+        # Checkpoints of finished executors being removed, by (framework id, executor id).
+        self._forgetting: dict[tuple[str, str], anyio.Event] = {}
         self.router = self._build_router()
 
     # ------------------------------------------------------------------ public
@@ -122,24 +131,35 @@ class Agent:
         attributes = await anyio.to_thread.run_sync(discover_attributes, self.config)
         self.agent_info.resources.extend(resources)
         self.agent_info.attributes.extend(attributes)
-        await anyio.to_thread.run_sync(checkpoints.prepare_work_dir, self.layout)
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.status_updates.run)
+            self.recovery_report = await recover_agent(self)
             self.recovered = True
             await self.master_link.run(task_status=task_status)
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, keep_checkpointed: bool = False) -> None:
         """Stop every executor and task container this agent started: executors get
         SHUTDOWN, containers SIGTERM, and what is left after the kill grace period is
-        destroyed. Safe to call while run() is being cancelled, and more than once."""
+        destroyed. Safe to call while run() is being cancelled, and more than once.
+
+        With `keep_checkpointed` only the process stops (SIGTERM, an upgrade): what the
+        next start can recover — the executors of checkpointing frameworks — keeps
+        running, and only the rest is stopped."""
         self._stopping = True
+        kept: set[str] = set()
         for framework in self.frameworks.values():
             for executor in framework.executors.values():
+                if keep_checkpointed and executor.checkpoint:
+                    kept.update(_containers_of(executor))
+                    if executor.events is not None:
+                        # It reconnects to the next agent (and re-subscribes there).
+                        executor.events.close()
+                    continue
                 if executor.events is not None:
                     executor.events.send(executor_pb2.Event(type=executor_pb2.Event.SHUTDOWN))
                     executor.events.close()
-        container_ids = set(self.containerizer.containers())
+        container_ids = set(self.containerizer.containers()) - kept
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as group:
                 for container_id in container_ids:
@@ -186,10 +206,19 @@ class Agent:
         for framework in self.frameworks.values():
             message.frameworks.append(framework.info)
             for executor in framework.executors.values():
-                if executor.kind is not ExecutorKind.COMMAND:
+                if executor.kind is not ExecutorKind.COMMAND and (
+                    executor.phase is not ExecutorPhase.TERMINATED
+                ):
                     message.executor_infos.append(executor.info)
-                message.tasks.extend(executor.launched_tasks.values())
-                message.tasks.extend(executor.terminated_tasks.values())
+                tasks = [*executor.launched_tasks.values(), *executor.terminated_tasks.values()]
+                for task in tasks:
+                    reported = message.tasks.add()
+                    reported.CopyFrom(task)
+                    # The update in flight, so that the master can take its ack at once.
+                    head = self.status_updates.head(framework.id, task.task_id.value)
+                    if head is not None:
+                        reported.status_update_state = head.status.state
+                        reported.status_update_uuid = head.status.uuid
                 message.tasks.extend(views.queued_tasks(self, executor, framework))
 
     async def _registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:
@@ -242,6 +271,10 @@ class Agent:
 
     # ------------------------------------------------------------------ frameworks
 
+    def ensure_framework(self, info: mesos_pb2.FrameworkInfo) -> Framework:
+        """The framework record for `info` (created, or updated with it)."""
+        return self._ensure_framework(info)
+
     def _ensure_framework(self, info: mesos_pb2.FrameworkInfo) -> Framework:
         framework = self.frameworks.get(info.id.value)
         if framework is not None:
@@ -262,6 +295,9 @@ class Agent:
         if framework is None:
             return
         framework.info.CopyFrom(info)
+        # It has (re-)subscribed: its pending updates can reach it now, not at the next
+        # retry (Mesos' agent does the same on UpdateFrameworkMessage).
+        self.task_group().start_soon(self.status_updates.resend, framework.id)
         if self._checkpointing(framework) and self.agent_id is not None:
             self.task_group().start_soon(
                 anyio.to_thread.run_sync,
@@ -381,6 +417,19 @@ class Agent:
             executor = self._create_executor(framework, info, kind, message.role)
         for task in group.tasks:
             executor.task_infos[task.task_id.value] = task
+        if executor.kind is ExecutorKind.DEFAULT and isinstance(
+            executor.runner, RecoveredTaskGroup
+        ):
+            for task in group.tasks:
+                executor.task_infos.pop(task.task_id.value, None)
+                self.task_group().start_soon(
+                    self._refuse_task,
+                    framework,
+                    task,
+                    "The executor was recovered after an agent restart and takes no new task "
+                    "groups; launch them with a new executor id",
+                )
+            return
         if executor.kind is ExecutorKind.DEFAULT:
             for task in group.tasks:
                 executor.launched_tasks[task.task_id.value] = self._task_record(
@@ -396,6 +445,12 @@ class Agent:
         if not created and self._checkpointing(framework):
             for task in group.tasks:
                 self.task_group().start_soon(self._checkpoint_task, framework, executor, task)
+
+    def task_record(
+        self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
+    ) -> mesos_pb2.Task:
+        """A new Task (TASK_STAGING) for a TaskInfo this executor runs."""
+        return self._task_record(framework, executor, task)
 
     def _task_record(
         self, framework: Framework, executor: Executor, task: mesos_pb2.TaskInfo
@@ -467,14 +522,15 @@ class Agent:
             assert command_task is not None
             executor.task_infos[command_task.task_id.value] = command_task
             executor.runner = CommandExecutor(
-                self._executor_context(framework, executor), command_task
+                self.executor_context(framework, executor), command_task
             )
         else:
-            executor.runner = DefaultExecutor(self._executor_context(framework, executor))
+            executor.runner = DefaultExecutor(self.executor_context(framework, executor))
         self.task_group().start_soon(self._run_executor, framework, executor)
         return executor
 
-    def _executor_context(self, framework: Framework, executor: Executor) -> ExecutorContext:
+    def executor_context(self, framework: Framework, executor: Executor) -> ExecutorContext:
+        """What a built-in executor (command, default) of this executor gets."""
         async def send_update(status: mesos_pb2.TaskStatus) -> None:
             await self.handle_status_update(framework, executor, status)
 
@@ -499,19 +555,44 @@ class Agent:
         )
 
     async def _run_executor(self, framework: Framework, executor: Executor) -> None:
-        termination: Termination | None = None
-        try:
+        async def launch_and_supervise() -> Termination | None:
+            forgetting = self._forgetting.get((framework.id, executor.id))
+            if forgetting is not None:
+                await forgetting.wait()
             await anyio.to_thread.run_sync(self._prepare_executor_files, framework, executor)
             runner = executor.runner
             if isinstance(runner, CommandExecutor):
                 executor.phase = ExecutorPhase.RUNNING
-                termination = await runner.run()
-            elif isinstance(runner, DefaultExecutor):
+                return await runner.run()
+            if isinstance(runner, DefaultExecutor):
                 executor.phase = ExecutorPhase.RUNNING
                 await runner.run()
-                termination = Termination(wait_status=0)
-            elif isinstance(runner, CustomExecutorRunner):
-                termination = await runner.run()
+                return Termination(wait_status=0)
+            if isinstance(runner, CustomExecutorRunner):
+                return await runner.run()
+            return None
+
+        await self._supervise_executor(framework, executor, launch_and_supervise)
+
+    def supervise_recovered(
+        self,
+        framework: Framework,
+        executor: Executor,
+        supervise: Callable[[], Awaitable[Termination | None]],
+    ) -> None:
+        """Take over an executor a restart recovered: `supervise` runs it to its end
+        (its runner's resume), and the executor ends as a launched one would."""
+        self.task_group().start_soon(self._supervise_executor, framework, executor, supervise)
+
+    async def _supervise_executor(
+        self,
+        framework: Framework,
+        executor: Executor,
+        supervise: Callable[[], Awaitable[Termination | None]],
+    ) -> None:
+        termination: Termination | None = None
+        try:
+            termination = await supervise()
         except Exception as exc:
             log.exception("executor %s failed", executor.id)
             termination = Termination(
@@ -620,6 +701,28 @@ class Agent:
         executor.task_infos.pop(task_id, None)
         if executor.phase is ExecutorPhase.TERMINATED and not executor.terminated_tasks:
             self._remove_executor(framework, executor)
+
+    async def drop_undelivered_tasks(
+        self,
+        framework: Framework,
+        executor: Executor,
+        known_to_executor: Sequence[mesos_pb2.TaskInfo],
+    ) -> None:
+        """A recovered executor subscribed again: a task still in TASK_STAGING that it
+        does not list never reached it before the agent stopped (Mesos' `subscribe`)."""
+        listed = {task.task_id.value for task in known_to_executor}
+        partition_aware = framework.has_capability(_FrameworkCapability.PARTITION_AWARE)
+        for task_id, task in list(executor.launched_tasks.items()):
+            if task.state != _TS.TASK_STAGING or task_id in listed:
+                continue
+            status = new_status(
+                task_id,
+                _TS.TASK_DROPPED if partition_aware else _TS.TASK_LOST,
+                source=_Status.SOURCE_AGENT,
+                message="Task was not delivered to the executor before the agent restarted",
+                reason=_Status.REASON_AGENT_RESTARTED,
+            )
+            await self.handle_status_update(framework, executor, status)
 
     async def _refuse_task(self, framework: Framework, task: mesos_pb2.TaskInfo, why: str) -> None:
         partition_aware = framework.has_capability(_FrameworkCapability.PARTITION_AWARE)
@@ -743,7 +846,32 @@ class Agent:
         if framework.executors.get(executor.id) is executor:
             del framework.executors[executor.id]
             framework.completed_executors.append(executor)
+            if executor.checkpoint and self.agent_id is not None and not self._stopping:
+                self._forget_checkpoint(framework.id, executor)
         self._maybe_remove_framework(framework)
+
+    def _forget_checkpoint(self, framework_id: str, executor: Executor) -> None:
+        """Every update of the executor is acknowledged: a restart has nothing to find in
+        its checkpoint. A new executor with the same id waits for the removal before
+        it writes its own (`_forgetting`)."""
+        assert self.agent_id is not None
+        key = (framework_id, executor.id)
+        previous = self._forgetting.get(key)
+        done = anyio.Event()
+        self._forgetting[key] = done
+        arguments = (self.layout, self.agent_id, framework_id, executor.id, executor.container_id)
+
+        async def forget() -> None:
+            try:
+                if previous is not None:
+                    await previous.wait()
+                await anyio.to_thread.run_sync(checkpoints.forget_run, *arguments)
+            finally:
+                done.set()
+                if self._forgetting.get(key) is done:
+                    del self._forgetting[key]
+
+        self.task_group().start_soon(forget)
 
     async def _destroy_quietly(self, container_id: str) -> None:
         try:
@@ -768,6 +896,14 @@ class Agent:
         from mesoslite.agent.routes import build_router
 
         return build_router(self)
+
+
+def _containers_of(executor: Executor) -> list[str]:
+    """The containers an executor's tasks run in."""
+    runner = executor.runner
+    if isinstance(runner, DefaultExecutor | RecoveredTaskGroup):
+        return runner.task_container_ids()
+    return [executor.container_id]
 
 
 def _executor_lost_status(task_id: str, termination: Termination | None) -> mesos_pb2.TaskStatus:

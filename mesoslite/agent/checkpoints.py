@@ -7,13 +7,19 @@ from a worker thread.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
-from mesoslite.agent.sandbox import SandboxLayout, atomic_write
+from mesoslite.agent.sandbox import SandboxLayout, atomic_write, fsync_directory
 from mesoslite.proto import mesos_pb2
 
 __all__ = [
     "current_boot_id",
+    "forget_executor",
+    "forget_latest_agent",
+    "forget_run",
     "prepare_work_dir",
     "write_agent_info",
     "write_executor_info",
@@ -42,7 +48,22 @@ def prepare_work_dir(layout: SandboxLayout) -> None:
 
 
 def write_agent_info(layout: SandboxLayout, info: mesos_pb2.AgentInfo) -> None:
+    """slave.info, then `latest` pointed at it: a restart recovers this agent."""
     atomic_write(layout.agent_info_file(info.id.value), info.SerializeToString())
+    link = layout.latest_agent_link
+    temporary = link.with_name(f".{link.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(info.id.value)
+    os.replace(temporary, link)
+    fsync_directory(link.parent)
+
+
+def forget_latest_agent(layout: SandboxLayout) -> None:
+    """The next registration is a new agent (after a reboot, or `--recover=cleanup`).
+    The old agent's checkpoints stay, unreferenced, beside its sandboxes."""
+    with contextlib.suppress(FileNotFoundError):
+        layout.latest_agent_link.unlink()
 
 
 def write_framework_info(
@@ -89,3 +110,26 @@ def write_http_marker(
 ) -> None:
     """Marks an executor that speaks the HTTP executor API (all of ours do)."""
     atomic_write(layout.http_marker_file(agent_id, framework_id, executor_id, container_id), b"")
+
+
+
+def forget_run(
+    layout: SandboxLayout, agent_id: str, framework_id: str, executor_id: str, container_id: str
+) -> None:
+    """An executor run is over and every update of it acknowledged: a restart has
+    nothing to find there any more (its sandbox stays for the user). The executor goes
+    too once it has no run left."""
+    shutil.rmtree(
+        layout.run_meta_dir(agent_id, framework_id, executor_id, container_id),
+        ignore_errors=True,
+    )
+    runs = layout.executor_meta_dir(agent_id, framework_id, executor_id) / "runs"
+    with contextlib.suppress(OSError), os.scandir(runs) as entries:
+        if next(entries, None) is None:
+            forget_executor(layout, agent_id, framework_id, executor_id)
+
+
+def forget_executor(
+    layout: SandboxLayout, agent_id: str, framework_id: str, executor_id: str
+) -> None:
+    shutil.rmtree(layout.executor_meta_dir(agent_id, framework_id, executor_id), ignore_errors=True)

@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from mesoslite import MESOS_VERSION
 from mesoslite.agent.durations import format_duration
 
-__all__ = ["DEFAULT_ISOLATION", "AgentConfig"]
+__all__ = ["DEFAULT_ISOLATION", "AgentConfig", "RecoverMode"]
 
 DEFAULT_ISOLATION = "posix/cpu,posix/mem"
+
+# `--recover`: "reconnect" takes over what the previous run of the agent left (its id,
+# checkpointed executors and tasks); "cleanup" destroys all of it and starts as a new
+# agent.
+RecoverMode = Literal["reconnect", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class AgentConfig:
     executor_environment_variables: Mapping[str, str] | None = None
     # Checkpoint frameworks that ask for it (Mesos >= 1.0 always does).
     checkpoint: bool = True
+    recover: RecoverMode = "reconnect"
     # Executors' recovery settings (only passed on when checkpointing).
     recovery_timeout_s: float = 900.0
     executor_subscription_backoff_max_s: float = 2.0
@@ -106,7 +113,7 @@ class AgentConfig:
             "recovery_timeout": format_duration(self.recovery_timeout_s),
             "sandbox_directory": self.sandbox_directory,
             "registration_backoff_factor": format_duration(self.registration_backoff_factor_s),
-            "recover": "reconnect",
+            "recover": self.recover,
             "strict": "true",
             "launcher": "posix",
             "containerizers": "mesos",

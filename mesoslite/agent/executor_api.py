@@ -2,7 +2,8 @@
 
 Checks in Mesos' order (`Http::executor`): 503 while recovering, 405, Content-Type and
 body (400/415), call validation (400), Accept for SUBSCRIBE (406), HEARTBEAT (202),
-unknown framework or executor (400), not subscribed (403); then the call.
+unknown framework or executor (400), not subscribed (403; 503 for an executor the
+agent recovered after a restart, which must SUBSCRIBE again first); then the call.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class ExecutorApi:
         if executor is None or executor.kind is not ExecutorKind.CUSTOM:
             raise HttpError(400, "Executor cannot be found")
         if executor.phase is ExecutorPhase.REGISTERING and call.type != _Call.SUBSCRIBE:
+            if executor.resubscription_pending:
+                raise HttpError(503, "Agent is recovering: the executor must subscribe again")
             raise HttpError(403, "Executor is not subscribed")
         if call.type == _Call.SUBSCRIBE:
             assert response_type is not None
@@ -130,6 +133,9 @@ class ExecutorApi:
             status = mesos_pb2.TaskStatus()
             status.CopyFrom(update.status)
             await agent.handle_status_update(framework, executor, status)
+        if executor.resubscription_pending:
+            executor.resubscription_pending = False
+            await agent.drop_undelivered_tasks(framework, executor, subscribe.unacknowledged_tasks)
 
         subscribed = _Event.Subscribed()
         subscribed.executor_info.CopyFrom(executor.info)

@@ -4,8 +4,10 @@ The agent starts the executor's command in its own container (own session, so th
 pymesos' `killpg(0)` on shutdown only hits the executor), with the environment of
 spec 3.3, and waits for it to SUBSCRIBE through the executor API within the
 registration timeout. SHUTDOWN is sent as an event; the container is destroyed once the
-shutdown grace period has passed. Also here: the ExecutorInfo Mesos synthesises for a
-command task.
+shutdown grace period has passed. After an agent restart a recovered executor is
+supervised again (`resume`) and must SUBSCRIBE within the re-registration timeout.
+Also here: the ExecutorInfo Mesos synthesises for a command task, and how to tell it
+from the others.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from mesoslite.runtime.api import ContainerConfig, Termination
 if TYPE_CHECKING:
     from mesoslite.agent.agent import Agent
 
-__all__ = ["CustomExecutorRunner", "command_executor_info"]
+__all__ = ["CustomExecutorRunner", "command_executor_info", "is_command_executor"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ _Event = executor_pb2.Event
 # Mesos adds its reap interval and a second to a command task's kill grace period to
 # get the command executor's shutdown grace period.
 _COMMAND_EXECUTOR_EXTRA_GRACE_NS = 2_000_000_000
+_COMMAND_EXECUTOR_BINARY = "mesos-executor"
+_COMMAND_EXECUTOR_NAME = "Command Executor (Task: "
 
 
 def _command_label(command: mesos_pb2.CommandInfo) -> str:
@@ -61,7 +65,7 @@ def command_executor_info(
 ) -> mesos_pb2.ExecutorInfo:
     """The ExecutorInfo of a command task's executor (Mesos' `getExecutorInfo`)."""
     info = mesos_pb2.ExecutorInfo(
-        name=f"Command Executor (Task: {task.task_id.value}) {_command_label(task.command)}",
+        name=f"{_COMMAND_EXECUTOR_NAME}{task.task_id.value}) {_command_label(task.command)}",
         source=task.task_id.value,
     )
     info.executor_id.value = task.task_id.value
@@ -70,8 +74,8 @@ def command_executor_info(
         info.container.CopyFrom(task.container)
     command = info.command
     command.shell = False
-    command.value = "mesos-executor"
-    command.arguments.append("mesos-executor")
+    command.value = _COMMAND_EXECUTOR_BINARY
+    command.arguments.append(_COMMAND_EXECUTOR_BINARY)
     command.uris.extend(task.command.uris)
     if task.command.HasField("environment"):
         command.environment.CopyFrom(task.command.environment)
@@ -84,6 +88,16 @@ def command_executor_info(
     return info
 
 
+def is_command_executor(info: mesos_pb2.ExecutorInfo) -> bool:
+    """Whether `info` is one `command_executor_info` made (checkpoints keep only the
+    ExecutorInfo: this is how a restart tells a command task's executor again)."""
+    return (
+        info.command.value == _COMMAND_EXECUTOR_BINARY
+        and info.executor_id.value == info.source
+        and info.name.startswith(_COMMAND_EXECUTOR_NAME)
+    )
+
+
 class CustomExecutorRunner:
     def __init__(self, agent: Agent, framework: Framework, executor: Executor) -> None:
         self._agent = agent
@@ -92,7 +106,7 @@ class CustomExecutorRunner:
         self.subscribed = anyio.Event()
         self._group: TaskGroup | None = None
         self._shutdown_requested = False
-        self._registration_timed_out = False
+        self._subscription_timed_out = False
 
     # ------------------------------------------------------------------ agent -> executor
 
@@ -139,22 +153,52 @@ class CustomExecutorRunner:
         executor.pid = await containerizer.launch(executor.container_id, self._container_config())
         if executor.checkpoint and self._agent.agent_id is not None:
             await anyio.to_thread.run_sync(self._checkpoint_pid, self._agent.agent_id, executor.pid)
+        timeout_s = self._agent.config.executor_registration_timeout_s
+        return await self._supervise(
+            timeout_s,
+            mesos_pb2.TaskStatus.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+            f"Executor did not register within {format_duration(timeout_s)}",
+        )
+
+    async def resume(self) -> Termination:
+        """After an agent restart: the executor's container was recovered. It has
+        `executor_reregistration_timeout` to SUBSCRIBE again, or it is destroyed."""
+        executor = self._executor
+        try:
+            status = await self._agent.containerizer.status(executor.container_id)
+            executor.pid = status.executor_pid
+        except Exception as exc:  # it may have ended while the agent was down
+            log.debug("no status for executor container %s: %s", executor.container_id, exc)
+        timeout_s = self._agent.config.executor_reregistration_timeout_s
+        return await self._supervise(
+            timeout_s,
+            mesos_pb2.TaskStatus.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+            f"Executor did not re-register within {format_duration(timeout_s)}",
+        )
+
+    async def _supervise(
+        self,
+        subscription_timeout_s: float,
+        timeout_reason: mesos_pb2.TaskStatus.Reason.ValueType,
+        timeout_message: str,
+    ) -> Termination:
+        """Until the container ends; destroyed if the executor does not SUBSCRIBE in time."""
+        container_id = self._executor.container_id
         async with anyio.create_task_group() as group:
             self._group = group
-            group.start_soon(self._registration_deadline)
+            group.start_soon(self._subscription_deadline, subscription_timeout_s)
             group.start_soon(self._heartbeats)
             if self._shutdown_requested:
                 group.start_soon(self._destroy_after_grace)
-            termination = await containerizer.wait(executor.container_id)
+            termination = await self._agent.containerizer.wait(container_id)
             group.cancel_scope.cancel()
         self._group = None
-        if self._registration_timed_out and termination.state is None:
-            timeout = format_duration(self._agent.config.executor_registration_timeout_s)
+        if self._subscription_timed_out and termination.state is None:
             return Termination(
                 wait_status=termination.wait_status,
                 state=mesos_pb2.TASK_FAILED,
-                reason=mesos_pb2.TaskStatus.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
-                message=f"Executor did not register within {timeout}",
+                reason=timeout_reason,
+                message=timeout_message,
             )
         return termination
 
@@ -165,14 +209,14 @@ class CustomExecutorRunner:
         checkpoints.write_forked_pid(*args, pid)
         checkpoints.write_http_marker(*args)
 
-    async def _registration_deadline(self) -> None:
-        with anyio.move_on_after(self._agent.config.executor_registration_timeout_s):
+    async def _subscription_deadline(self, timeout_s: float) -> None:
+        with anyio.move_on_after(timeout_s):
             await self.subscribed.wait()
             return
         log.warning(
             "executor %s did not subscribe in time; destroying its container", self._executor.id
         )
-        self._registration_timed_out = True
+        self._subscription_timed_out = True
         await self._destroy()
 
     async def _heartbeats(self) -> None:

@@ -4,6 +4,7 @@
     <work_dir>/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/latest -> <container>
     <work_dir>/slaves/<agent>/.../runs/<container>/containers/<nested container>
     <work_dir>/meta/slaves/<agent>/slave.info
+    <work_dir>/meta/slaves/latest -> <agent>
     <work_dir>/meta/slaves/<agent>/frameworks/<fw>/framework.info
     <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/executor.info
     <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>/
@@ -17,10 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LATEST", "SandboxLayout", "append_durably", "atomic_write", "create_sandbox"]
+__all__ = [
+    "LATEST",
+    "SandboxLayout",
+    "append_durably",
+    "atomic_write",
+    "create_sandbox",
+    "fsync_directory",
+]
 
 LATEST = "latest"
 
@@ -61,6 +70,11 @@ class SandboxLayout:
     @property
     def boot_id_file(self) -> Path:
         return self.meta_dir / "boot_id"
+
+    @property
+    def latest_agent_link(self) -> Path:
+        """Names the agent a restart recovers (Mesos' `meta/slaves/latest`)."""
+        return self.meta_dir / "slaves" / LATEST
 
     def agent_meta_dir(self, agent_id: str) -> Path:
         return self.meta_dir / "slaves" / agent_id
@@ -130,7 +144,7 @@ def create_sandbox(directory: Path, *, latest_link: bool = True) -> None:
         os.replace(temporary, link)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -142,13 +156,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write, fsync, rename over the old file, fsync the directory: a reader sees the
     old content or the new one, never a torn write, even across a power loss."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    # Named after the writing thread: two executors of a framework may write its
+    # framework.info at the same time.
+    temporary = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def append_durably(path: Path, data: bytes) -> None:
@@ -161,4 +177,4 @@ def append_durably(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)

@@ -72,6 +72,8 @@ class Executor:
     events: EventStream | None = None
     pid: int | None = None
     termination: Termination | None = None
+    # Recovered after an agent restart, and (custom executors) not subscribed again yet.
+    resubscription_pending: bool = False
 
     @property
     def id(self) -> str:

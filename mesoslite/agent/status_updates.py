@@ -7,7 +7,9 @@ until the scheduler's acknowledgement comes back; then the next one goes out. Fo
 updates carry `latest_state`, the newest state the stream holds, so that the master
 knows where the task really is while older updates wait for acknowledgement.
 Duplicates (same uuid) are dropped. While the master is unreachable the manager is
-paused; `resume` resends every stream's head at once.
+paused; `resume` resends every stream's head at once, and `resend` one framework's
+(when it re-subscribes somewhere, as Mesos' agent does on UpdateFrameworkMessage).
+After an agent restart, `restore` brings back each stream as the checkpoint left it.
 
 Retries share one timer task (a heap of deadlines), so a stream costs no task of its own.
 """
@@ -97,6 +99,11 @@ class StatusUpdateManager:
         stream = self._streams.get((framework_id, task_id))
         return stream is not None and uuid in stream.received
 
+    def head(self, framework_id: str, task_id: str) -> internal_pb2.StatusUpdate | None:
+        """The update in flight (the oldest unacknowledged one), if any."""
+        stream = self._streams.get((framework_id, task_id))
+        return stream.pending[0] if stream is not None and stream.pending else None
+
     def has_pending(self, framework_id: str, task_id: str) -> bool:
         stream = self._streams.get((framework_id, task_id))
         return stream is not None and bool(stream.pending)
@@ -128,6 +135,26 @@ class StatusUpdateManager:
             if len(stream.pending) == 1:
                 await self._send_head(stream, reset_backoff=True)
         return True
+
+    def restore(
+        self,
+        framework_id: str,
+        task_id: str,
+        *,
+        received: list[internal_pb2.StatusUpdate],
+        pending: list[internal_pb2.StatusUpdate],
+        log_path: Path,
+    ) -> None:
+        """A stream as a restarted agent finds it in its checkpoint: every update it had
+        taken (replays stay duplicates) and those still unacknowledged, oldest first.
+        They go out when the manager resumes."""
+        key = (framework_id, task_id)
+        self._streams[key] = _Stream(
+            key=key,
+            log_path=log_path,
+            pending=deque(pending),
+            received={update.status.uuid for update in received},
+        )
 
     async def acknowledge(
         self, framework_id: str, task_id: str, uuid: bytes
@@ -169,6 +196,16 @@ class StatusUpdateManager:
         """The master is back: send every stream's head now, backoff reset."""
         self._paused = False
         for stream in list(self._streams.values()):
+            if stream.pending:
+                async with stream.lock:
+                    if stream.pending:
+                        await self._send_head(stream, reset_backoff=True)
+
+    async def resend(self, framework_id: str) -> None:
+        """Send the framework's heads now, backoff reset (it is reachable again)."""
+        if self._paused:
+            return
+        for stream in [s for key, s in self._streams.items() if key[0] == framework_id]:
             if stream.pending:
                 async with stream.lock:
                     if stream.pending:

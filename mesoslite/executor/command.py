@@ -12,6 +12,7 @@ executor process and no thread; one coroutine per task.
 from __future__ import annotations
 
 import logging
+import time
 
 import anyio
 from anyio.abc import TaskGroup
@@ -128,16 +129,50 @@ class CommandExecutor:
                 )
             )
             return None
+        completion_in_s = None
+        if self._task.HasField("max_completion_time"):
+            completion_in_s = self._task.max_completion_time.nanoseconds / 1e9
+        return await self._supervise(announce_running=True, completion_in_s=completion_in_s)
+
+    async def resume(
+        self, last_state: mesos_pb2.TaskState.ValueType, started_at_s: float | None
+    ) -> Termination:
+        """After an agent restart: the task's container was recovered (still running, or
+        ended while the agent was down). Supervise it to its end as run() would have.
+        `last_state` is the newest state the task had reported; `started_at_s` when its
+        first update was taken (wall clock), for max_completion_time."""
+        self._state = last_state
+        if last_state == _TS.TASK_KILLING:
+            # The kill was under way when the agent stopped: finish it.
+            self._killing_sent = True
+            self._request_kill(self._context.default_kill_grace_period_s)
+        completion_in_s = None
+        if self._task.HasField("max_completion_time"):
+            completion_in_s = self._task.max_completion_time.nanoseconds / 1e9
+            if started_at_s is not None:
+                completion_in_s -= time.time() - started_at_s
+        return await self._supervise(
+            announce_running=last_state in (_TS.TASK_STAGING, _TS.TASK_STARTING),
+            completion_in_s=completion_in_s,
+        )
+
+    async def _supervise(
+        self, *, announce_running: bool, completion_in_s: float | None
+    ) -> Termination:
+        """From a launched container to the task's terminal update."""
+        containerizer = self._context.containerizer
+        container_id = self._context.container_id
         async with anyio.create_task_group() as group:
             self._group = group
             container_status = await _container_status(self._context)
-            await self._send(
-                new_status(self._task_id, _TS.TASK_RUNNING, container_status=container_status)
-            )
+            if announce_running:
+                await self._send(
+                    new_status(self._task_id, _TS.TASK_RUNNING, container_status=container_status)
+                )
             if self._pending_kill_grace_s is not None:
                 group.start_soon(self._kill_sequence, self._pending_kill_grace_s)
-            if self._task.HasField("max_completion_time"):
-                group.start_soon(self._enforce_completion_time)
+            if completion_in_s is not None:
+                group.start_soon(self._enforce_completion_time, completion_in_s)
             termination = await containerizer.wait(container_id)
             group.cancel_scope.cancel()
         outcome = task_outcome(termination, killed=self._kill_requested)
@@ -155,8 +190,8 @@ class CommandExecutor:
         )
         return termination
 
-    async def _enforce_completion_time(self) -> None:
-        await anyio.sleep(self._task.max_completion_time.nanoseconds / 1e9)
+    async def _enforce_completion_time(self, remaining_s: float) -> None:
+        await anyio.sleep(max(0.0, remaining_s))
         self._completion_time_reached = True
         task_policy = self._task.kill_policy if self._task.HasField("kill_policy") else None
         self._request_kill(
