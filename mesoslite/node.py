@@ -283,6 +283,9 @@ class Node:
         self._replica_state: tuple[NodeIdentity, DurableStorage, str | None] | None = None
         self._master_port: _MasterPort | None = None
         self.agent: Agent | None = None
+        # Set before cancelling run(): stop only what a restart could not take over
+        # (tasks of checkpointing frameworks keep running; docs/recovery.md).
+        self.keep_tasks_on_stop = False
         self._single_master: Master | None = None
         self._sockets: tuple[socket.socket | None, socket.socket | None] | None = None
 
@@ -401,7 +404,7 @@ class Node:
                     await tg.start(agent.run)
                 except BaseException:
                     with anyio.CancelScope(shield=True):
-                        await agent.shutdown()
+                        await agent.shutdown(keep_checkpointed=self.keep_tasks_on_stop)
                     raise
                 agent_address = _address(agent_sock)
 
@@ -418,7 +421,7 @@ class Node:
             finally:
                 with anyio.CancelScope(shield=True):
                     if self.agent is not None:
-                        await self.agent.shutdown()
+                        await self.agent.shutdown(keep_checkpointed=self.keep_tasks_on_stop)
 
     async def _start_replica(self, tg: Any, master_sock: socket.socket) -> tuple[str, str | None]:
         """Found the cluster if the data directory has none; start the replica, its

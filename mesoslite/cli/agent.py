@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from mesoslite.agent.config import RecoverMode
 from mesoslite.cli.common import default_master, normalize_master
-from mesoslite.cli.options import agent_options, data_dir_option
+from mesoslite.cli.options import agent_options, data_dir_option, recovery_options
 from mesoslite.cli.serve import run_foreground
 from mesoslite.cli.up import print_banner
 from mesoslite.config import DEFAULT_AGENT_PORT, default_data_dir
@@ -28,6 +29,7 @@ __all__ = ["agent"]
 @click.option("--hostname", default=None, help="Hostname to advertise.")
 @data_dir_option
 @agent_options
+@recovery_options
 def agent(
     master_address: str,
     ip: str,
@@ -37,8 +39,15 @@ def agent(
     resources: str | None,
     attributes: str | None,
     isolation: str | None,
+    recover: RecoverMode,
+    executor_reregistration_timeout_s: float,
 ) -> None:
-    """Run an agent that offers this machine's resources to a master."""
+    """Run an agent that offers this machine's resources to a master.
+
+    Ctrl-C stops it and every task it started. SIGTERM (or `mesoslite down --keep-tasks`)
+    stops only the agent: tasks of checkpointing frameworks keep running, and the next
+    start from the same --data-dir takes them over (docs/recovery.md).
+    """
     data_dir = data_dir or default_data_dir()
     address = normalize_master(master_address)
 
@@ -53,6 +62,8 @@ def agent(
             resources=resources,
             attributes=attributes,
             isolation=isolation,
+            recover=recover,
+            executor_reregistration_timeout_s=executor_reregistration_timeout_s,
         )
         return build_node(agent=config, master_address=address)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mesoslite.agent.config import AgentConfig
+from mesoslite.agent.config import AgentConfig, RecoverMode
 from mesoslite.config import default_hostname, log_file
 from mesoslite.master.config import MasterConfig
 from mesoslite.node import Node, ReplicaConfig
@@ -37,6 +37,8 @@ def agent_config(
     resources: str | None,
     attributes: str | None,
     isolation: str | None,
+    recover: RecoverMode = "reconnect",
+    executor_reregistration_timeout_s: float = 2.0,
 ) -> AgentConfig:
     return AgentConfig(
         ip=ip,
@@ -46,6 +48,8 @@ def agent_config(
         resources=resources,
         attributes=attributes,
         isolation=isolation,
+        recover=recover,
+        executor_reregistration_timeout_s=executor_reregistration_timeout_s,
         log_file=log_file(data_dir),
     )
 
@@ -91,6 +95,8 @@ def node_for_identity(
     resources: str | None,
     attributes: str | None,
     isolation: str | None,
+    recover: RecoverMode = "reconnect",
+    executor_reregistration_timeout_s: float = 2.0,
 ) -> Node:
     """The node a data directory holds (restart with nothing but --data-dir): its roles,
     addresses and ports as it was founded or joined."""
@@ -105,6 +111,8 @@ def node_for_identity(
             resources=resources,
             attributes=attributes,
             isolation=isolation,
+            recover=recover,
+            executor_reregistration_timeout_s=executor_reregistration_timeout_s,
         )
     if not identity.is_master:
         return build_node(agent=agent, master_addresses=list(identity.masters))

@@ -25,13 +25,21 @@ __all__ = ["down"]
     show_default=True,
     help="Seconds to wait for a clean stop before killing it.",
 )
-def down(data_dir: Path | None, timeout_s: float) -> None:
-    """Stop the node running from the data directory (its tasks are stopped too)."""
+@click.option(
+    "--keep-tasks",
+    is_flag=True,
+    help="Stop the node only: tasks of checkpointing frameworks keep running, and the "
+    "next start from the same --data-dir takes them over.",
+)
+def down(data_dir: Path | None, timeout_s: float, keep_tasks: bool) -> None:
+    """Stop the node running from the data directory (its tasks are stopped too, unless
+    --keep-tasks)."""
     data_dir = data_dir or default_data_dir()
     pid = read_running_pid(data_dir)
     if pid is None:
         raise CliError(f"no mesoslite node is running from {data_dir}")
-    os.kill(pid, signal.SIGTERM)
+    # The node reads SIGINT as Ctrl-C (stop everything), SIGTERM as "the process only".
+    os.kill(pid, signal.SIGTERM if keep_tasks else signal.SIGINT)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if read_running_pid(data_dir) != pid:

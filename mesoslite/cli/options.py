@@ -10,7 +10,7 @@ import click
 
 from mesoslite.config import default_data_dir
 
-__all__ = ["agent_options", "data_dir_option"]
+__all__ = ["agent_options", "data_dir_option", "recovery_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,6 +22,34 @@ def data_dir_option(function: F) -> F:
         default=None,
         help=f"Where the node keeps its state [default: {default_data_dir()}]",
     )(function)
+
+
+def recovery_options(function: F) -> F:
+    """How a restarted agent treats what its previous run left (docs/recovery.md)."""
+    for option in reversed(
+        [
+            click.option(
+                "--recover",
+                type=click.Choice(["reconnect", "cleanup"]),
+                default="reconnect",
+                show_default=True,
+                help="reconnect: take over the tasks and executors the previous run of the "
+                "agent left running (checkpointing frameworks); cleanup: destroy them and "
+                "start as a new agent.",
+            ),
+            click.option(
+                "--executor-reregistration-timeout",
+                "executor_reregistration_timeout_s",
+                type=click.FloatRange(min=0, max=15),
+                default=2.0,
+                show_default=True,
+                help="Seconds a recovered executor has to subscribe again before it is "
+                "destroyed (at most 15, as in Mesos).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
 
 
 def agent_options(function: F) -> F:

@@ -99,9 +99,18 @@ def configure_logging(data_dir: Path) -> None:
 
 
 def run_foreground(
-    build_node: Callable[[Path], object], data_dir: Path, on_ready: ReadyPrinter
+    build_node: Callable[[Path], object],
+    data_dir: Path,
+    on_ready: ReadyPrinter,
+    *,
+    sigterm_keeps_tasks: bool = True,
 ) -> None:
-    """Run the node until SIGINT/SIGTERM; every task it started is stopped on the way out."""
+    """Run the node until SIGINT or SIGTERM. SIGINT (Ctrl-C, `mesoslite down`) stops
+    every task it started on the way out. SIGTERM (service managers, upgrades, `down
+    --keep-tasks`) stops the process only: tasks of checkpointing frameworks keep
+    running for the next start to take over, unless `sigterm_keeps_tasks` is off (a
+    data directory that will not outlive the process)."""
+    from mesoslite.agent.recovery import RecoveryError
     from mesoslite.node import BindError, Node, NodeAddresses
 
     started_at = time.monotonic()
@@ -125,7 +134,10 @@ def run_foreground(
 
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
+                    async for received in signals:
+                        node.keep_tasks_on_stop = (
+                            received == signal.SIGTERM and sigterm_keeps_tasks
+                        )
                         tg.cancel_scope.cancel()
                         return
 
@@ -146,10 +158,27 @@ def run_foreground(
         anyio.run(main)
     except KeyboardInterrupt:
         pass
+    except BaseException as error:
+        refusal = _find(error, RecoveryError)
+        if refusal is None:
+            raise
+        raise CliError(str(refusal)) from None
     finally:
         with contextlib.suppress(OSError):
             if read_running_pid(data_dir) in (os.getpid(), None):
                 pid_file(data_dir).unlink()
+
+
+def _find(error: BaseException, kind: type[Exception]) -> Exception | None:
+    """`error` itself or, in a task group's exception group, the first `kind` inside."""
+    if isinstance(error, kind):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+    return None
 
 
 def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> dict[str, str]:

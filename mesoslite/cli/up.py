@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from mesoslite import __version__
-from mesoslite.cli.options import agent_options, data_dir_option
+from mesoslite.agent.config import RecoverMode
+from mesoslite.cli.options import agent_options, data_dir_option, recovery_options
 from mesoslite.cli.serve import detach, ephemeral_data_dir, run_foreground
 from mesoslite.config import (
     DEFAULT_AGENT_PORT,
@@ -58,6 +59,7 @@ def print_banner(addresses: dict[str, str | None], data_dir: Path, elapsed_s: fl
 @click.option("--hostname", default=None, help="Hostname to advertise [default: this host's].")
 @data_dir_option
 @agent_options
+@recovery_options
 @click.option("--detach", is_flag=True, help="Run in the background; stop with `mesoslite down`.")
 @click.option("--ephemeral", is_flag=True, help="Use a temporary data directory, removed on exit.")
 def up(
@@ -70,13 +72,17 @@ def up(
     resources: str | None,
     attributes: str | None,
     isolation: str | None,
+    recover: RecoverMode,
+    executor_reregistration_timeout_s: float,
     detach: bool,
     ephemeral: bool,
 ) -> None:
     """Start a master and an agent in this process (a one-node cluster).
 
-    Prints the URLs and an `export MESOS_MASTER=...` line. Ctrl-C stops it cleanly and
-    stops every task it started.
+    Prints the URLs and an `export MESOS_MASTER=...` line. Ctrl-C (or `mesoslite down`)
+    stops it cleanly and stops every task it started. SIGTERM (or `mesoslite down
+    --keep-tasks`), kill -9 or a crash leave the tasks of checkpointing frameworks
+    running; the next `up` from the same --data-dir takes them over (docs/recovery.md).
     """
     data_dir = data_dir or default_data_dir()
     if detach:
@@ -112,6 +118,8 @@ def up(
                     resources=resources,
                     attributes=attributes,
                     isolation=isolation,
+                    recover=recover,
+                    executor_reregistration_timeout_s=executor_reregistration_timeout_s,
                 )
             master = master_config(ip, port, hostname, path)
             return build_node(
@@ -131,6 +139,8 @@ def up(
                     resources=resources,
                     attributes=attributes,
                     isolation=isolation,
+                    recover=recover,
+                    executor_reregistration_timeout_s=executor_reregistration_timeout_s,
                 ),
             )
 
@@ -139,7 +149,8 @@ def up(
             click.echo("Press Ctrl-C to stop.")
             sys.stdout.flush()
 
-        run_foreground(build, effective_dir, ready)
+        # An ephemeral data directory goes with the process: so must its tasks.
+        run_foreground(build, effective_dir, ready, sigterm_keeps_tasks=not ephemeral)
 
 
 def _detach(argv: list[str], data_dir: Path) -> dict[str, str]:
