@@ -24,6 +24,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from mesoslite.agent import checkpoints, views
 from mesoslite.agent.config import AgentConfig
+from mesoslite.agent.container_status import complete_container_status
 from mesoslite.agent.discovery import discover_attributes, discover_resources
 from mesoslite.agent.executors import CustomExecutorRunner, command_executor_info
 from mesoslite.agent.launch_config import shutdown_grace_period_s, task_container_config
@@ -644,16 +645,13 @@ class Agent:
         status.agent_id.value = self.agent_id or ""
         if executor is not None:
             status.executor_id.CopyFrom(executor.info.executor_id)
-            if status.source == _Status.SOURCE_EXECUTOR:
-                container_status = status.container_status
-                if not container_status.HasField("container_id"):
-                    container_status.container_id.value = executor.container_id
-                if executor.pid is not None and not container_status.HasField("executor_pid"):
-                    container_status.executor_pid = executor.pid
-                if not container_status.network_infos:
-                    container_status.network_infos.add().ip_addresses.add(
-                        protocol=mesos_pb2.NetworkInfo.IPv4, ip_address=self.config.public_ip
-                    )
+            await complete_container_status(
+                status,
+                self.containerizer,
+                container_id=executor.container_id,
+                executor_pid=executor.pid,
+                agent_ip=self.config.public_ip,
+            )
         if not status.HasField("timestamp"):
             status.timestamp = time.time()
         task_id = status.task_id.value

@@ -1,9 +1,11 @@
 """The agent API's container calls: LAUNCH_CONTAINER, WAIT_CONTAINER, KILL_CONTAINER,
 REMOVE_CONTAINER and their deprecated *_NESTED_CONTAINER forms.
 
-A container id with a parent is nested under that container (an executor's, or one
-launched here before) and gets its sandbox under the parent's `containers/`; one without
-is a standalone container with its sandbox under `<work_dir>/containers/`.
+A container id with a parent is nested under that container (an executor's, a task's,
+or one launched here before); the whole parent chain names its sandbox, as in Mesos:
+`<root sandbox>/containers/<child>/containers/<grandchild>`. One without is a
+standalone container with its sandbox under `<work_dir>/containers/`. The
+containerizer refuses a nested container whose parent is not running (400).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import anyio
 from mesoslite.agent.environment import command_environment
 from mesoslite.agent.sandbox import create_sandbox
 from mesoslite.proto import agent_pb2, mesos_pb2
-from mesoslite.runtime.api import ContainerConfig, Termination
+from mesoslite.runtime.api import ContainerClass, ContainerConfig, Termination
+from mesoslite.runtime.errors import UnsupportedContainerError
 from mesoslite.wire.errors import HttpError
 
 if TYPE_CHECKING:
     from mesoslite.agent.agent import Agent
 
-__all__ = ["ContainerCalls", "LaunchOutcome"]
+__all__ = ["ContainerCalls", "LaunchOutcome", "describe_container_id"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class _Launched:
 class LaunchOutcome:
     LAUNCHED = 200
     ALREADY_LAUNCHED = 202
+
+
+def describe_container_id(container_id: mesos_pb2.ContainerID) -> str:
+    """Mesos' `stringify(ContainerID)`: the chain from the root, joined by dots."""
+    values = [container_id.value]
+    link = container_id
+    while link.HasField("parent"):
+        link = link.parent
+        values.append(link.value)
+    return ".".join(reversed(values))
 
 
 class ContainerCalls:
@@ -56,14 +69,17 @@ class ContainerCalls:
                 sandboxes[executor.container_id] = executor.directory
         return sandboxes
 
-    def _parent_sandbox(self, parent: mesos_pb2.ContainerID) -> Path:
-        launched = self._launched.get(parent.value)
+    def sandbox_of(self, container_id: mesos_pb2.ContainerID) -> Path | None:
+        """Where a container's sandbox is (None: no such root container here)."""
+        if container_id.HasField("parent"):
+            parent_sandbox = self.sandbox_of(container_id.parent)
+            if parent_sandbox is None:
+                return None
+            return self._agent.layout.nested_dir(parent_sandbox, container_id.value)
+        launched = self._launched.get(container_id.value)
         if launched is not None:
             return launched.sandbox
-        sandbox = self._executor_sandboxes().get(parent.value)
-        if sandbox is None:
-            raise HttpError(400, f"Parent container {parent.value} does not exist")
-        return sandbox
+        return self._executor_sandboxes().get(container_id.value)
 
     async def launch(
         self,
@@ -71,6 +87,8 @@ class ContainerCalls:
         command: mesos_pb2.CommandInfo | None,
         container: mesos_pb2.ContainerInfo | None,
         resources: list[mesos_pb2.Resource],
+        *,
+        container_class: ContainerClass = ContainerClass.DEFAULT,
     ) -> int:
         """Returns the HTTP status: 200 launched, 202 when it already exists."""
         agent = self._agent
@@ -83,35 +101,47 @@ class ContainerCalls:
             raise HttpError(400, "Expecting 'command' to be present")
         parent = container_id.parent if container_id.HasField("parent") else None
         if parent is not None:
-            sandbox = agent.layout.nested_dir(self._parent_sandbox(parent), value)
+            parent_sandbox = self.sandbox_of(parent)
+            if parent_sandbox is None:
+                raise HttpError(400, f"Parent container {parent.value} does not exist")
+            sandbox = agent.layout.nested_dir(parent_sandbox, value)
         else:
             sandbox = agent.config.work_dir / "containers" / value
         await anyio.to_thread.run_sync(lambda: create_sandbox(sandbox, latest_link=False))
-        if agent.config.executor_environment_variables is not None:
-            base = dict(agent.config.executor_environment_variables)
-        else:
-            base = dict(os.environ)
-        base["MESOS_SANDBOX"] = str(sandbox)
         command = command if command is not None else mesos_pb2.CommandInfo()
-        known = agent.containerizer.containers()
+        if container_class is ContainerClass.DEBUG:
+            # A DEBUG container inherits its parent's environment (the containerizer
+            # adds it); only the command's own variables come on top.
+            base: dict[str, str] = {}
+        else:
+            if agent.config.executor_environment_variables is not None:
+                base = dict(agent.config.executor_environment_variables)
+            else:
+                base = dict(os.environ)
+            base["MESOS_SANDBOX"] = str(sandbox)
         config = ContainerConfig(
             command=command,
             sandbox=sandbox,
             environment=command_environment(base, command),
             resources=resources,
             container_info=container,
-            parent_id=parent.value if parent is not None and parent.value in known else None,
+            user=command.user if command.HasField("user") and os.geteuid() == 0 else None,
+            parent_id=parent.value if parent is not None else None,
+            container_class=container_class,
         )
         self._launched[value] = _Launched(sandbox, parent.value if parent is not None else None)
         try:
             await agent.containerizer.launch(value, config)
+        except UnsupportedContainerError:
+            del self._launched[value]
+            raise HttpError(400, "The provided ContainerInfo is not supported") from None
         except Exception as exc:
             del self._launched[value]
-            raise HttpError(400, f"Failed to launch container: {exc}") from None
+            raise HttpError(400, str(exc)) from None
         return LaunchOutcome.LAUNCHED
 
     async def wait(self, container_id: mesos_pb2.ContainerID) -> agent_pb2.Response.WaitContainer:
-        termination = await self._wait(container_id.value)
+        termination = await self._wait(container_id)
         result = agent_pb2.Response.WaitContainer()
         if termination.wait_status is not None:
             result.exit_status = termination.wait_status
@@ -123,25 +153,31 @@ class ContainerCalls:
             result.message = termination.message
         return result
 
-    async def _wait(self, value: str) -> Termination:
+    async def _wait(self, container_id: mesos_pb2.ContainerID) -> Termination:
         try:
-            return await self._agent.containerizer.wait(value)
+            return await self._agent.containerizer.wait(container_id.value)
         except Exception:
-            raise HttpError(404, f"Container {value} cannot be found") from None
+            name = describe_container_id(container_id)
+            raise HttpError(404, f"Container {name} cannot be found") from None
 
     async def kill(self, container_id: mesos_pb2.ContainerID, signal_number: int | None) -> None:
         value = container_id.value
         if value not in self._agent.containerizer.containers():
-            raise HttpError(404, f"Container {value} cannot be found")
+            name = describe_container_id(container_id)
+            raise HttpError(404, f"Container '{name}' cannot be found (or is already killed)")
         try:
             await self._agent.containerizer.kill(value, signal_number or signal.SIGKILL)
         except Exception:
-            raise HttpError(404, f"Container {value} cannot be found") from None
+            name = describe_container_id(container_id)
+            raise HttpError(
+                404, f"Container '{name}' cannot be found (or is already killed)"
+            ) from None
 
     async def remove(self, container_id: mesos_pb2.ContainerID) -> None:
         value = container_id.value
         if value in self._agent.containerizer.containers():
-            raise HttpError(400, f"Container {value} is still running")
+            name = describe_container_id(container_id)
+            raise HttpError(400, f"Container {name} is still running")
         with contextlib.suppress(Exception):  # already forgotten: removing is idempotent
             await self._agent.containerizer.destroy(value)
         launched = self._launched.pop(value, None)

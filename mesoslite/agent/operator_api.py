@@ -1,8 +1,12 @@
 """`POST /api/v1` on the agent: the agent operator API (spec section 4.2).
 
-Header rules (`Http::api`): Content-Type JSON or protobuf (400/415), Accept negotiated
-(JSON preferred, else protobuf; 406 otherwise), `Message-Accept` only with a streaming
-Accept (406). Responses are `mesos.v1.agent.Response` in the negotiated type.
+Header rules (`Http::api`), checked before the body is read: Content-Type JSON,
+protobuf or RecordIO (400/415); RecordIO needs Message-Content-Type JSON or protobuf
+and only ATTACH_CONTAINER_INPUT streams its request (415 either way); Accept negotiated
+among JSON, protobuf and RecordIO (406), a streaming Accept (then `Message-Accept`, JSON
+by default) only for ATTACH_CONTAINER_OUTPUT and LAUNCH_NESTED_CONTAINER_SESSION (406).
+Responses are `mesos.v1.agent.Response` in the negotiated type; the I/O calls are in
+`container_io.py`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mesoslite.agent import files, views
+from mesoslite.agent.call_stream import CallStream
+from mesoslite.agent.container_io import ContainerIO, OutputMedia
 from mesoslite.agent.containers_api import ContainerCalls
 from mesoslite.agent.metrics import agent_metrics, system_metrics
 from mesoslite.agent.usage import executor_usage, nested_container_ids
 from mesoslite.proto import agent_pb2, mesos_pb2
-from mesoslite.wire.http import HttpError, message_response, read_call
-from mesoslite.wire.media import JSON, PROTOBUF, RECORDIO, negotiate
+from mesoslite.wire.http import HttpError, message_response
+from mesoslite.wire.media import JSON, PROTOBUF, RECORDIO, decode_message, media_type, negotiate
 
 if TYPE_CHECKING:
     from mesoslite.agent.agent import Agent
@@ -64,6 +70,8 @@ _REQUIRED_MEMBER = {
 _LOGGERS = ("mesoslite.agent", "mesoslite.executor", "mesoslite.runtime")
 
 _STREAMING_CALLS = frozenset({_Call.LAUNCH_NESTED_CONTAINER_SESSION, _Call.ATTACH_CONTAINER_OUTPUT})
+_MESSAGE_CONTENT_TYPE = "message-content-type"
+_MESSAGE_ACCEPT = "message-accept"
 
 
 def version_info() -> mesos_pb2.VersionInfo:
@@ -87,6 +95,7 @@ class OperatorApi:
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
         self.containers = ContainerCalls(agent)
+        self.container_io = ContainerIO(agent, self.containers)
         self.logging_level = 0
         self._logging_reset: anyio.CancelScope | None = None
         self._baseline_levels: dict[str, int] = {}
@@ -117,37 +126,59 @@ class OperatorApi:
             _Call.KILL_NESTED_CONTAINER: self._kill_nested_container,
             _Call.REMOVE_CONTAINER: self._remove_container,
             _Call.REMOVE_NESTED_CONTAINER: self._remove_nested_container,
-            _Call.ATTACH_CONTAINER_OUTPUT: self._attach_container,
-            _Call.ATTACH_CONTAINER_INPUT: self._attach_container,
             _Call.PRUNE_IMAGES: self._prune_images,
         }
 
     async def __call__(self, request: Request) -> Response:
-        call, _ = await read_call(request, _Call, "agent::Call")
+        if request.method != "POST":
+            raise HttpError(
+                405,
+                f"Expecting one of {{ 'POST' }}, but received '{request.method}'",
+                headers={"Allow": "POST"},
+            )
+        content_type, message_content_type = _request_media(request)
+        accept, message_accept = _response_media(request)
+        calls: CallStream | None = None
+        if content_type == RECORDIO:
+            assert message_content_type is not None
+            calls = CallStream(request.stream(), message_content_type)
+            first = await calls.next()
+            if first is None:
+                raise HttpError(400, "Received EOF while reading request body")
+            call = first
+        else:
+            call = decode_message(await request.body(), content_type, _Call, "agent::Call")
         error = validate_agent_call(call)
         if error is not None:
             raise HttpError(400, f"Failed to validate agent::Call: {error}")
-        accept = request.headers.get("accept")
-        offered = (JSON, PROTOBUF, RECORDIO) if call.type in _STREAMING_CALLS else (JSON, PROTOBUF)
-        content_type = negotiate(accept, offered)
-        if content_type is None:
-            raise HttpError(406, f"Expecting 'Accept' to allow '{JSON}' or '{PROTOBUF}'")
-        if content_type != RECORDIO and "message-accept" in request.headers:
+        name = _Call.Type.Name(call.type)
+        if calls is not None and call.type != _Call.ATTACH_CONTAINER_INPUT:
             raise HttpError(
-                406, "Expecting 'Accept' to allow 'application/recordio' with 'Message-Accept'"
+                415, f"Streaming 'Content-Type' {RECORDIO} is not supported for {name} call"
             )
+        if calls is None and call.type == _Call.ATTACH_CONTAINER_INPUT:
+            raise HttpError(415, f"Expecting 'Content-Type' to be {RECORDIO} for {name} call")
+        if accept == RECORDIO and call.type not in _STREAMING_CALLS:
+            raise HttpError(406, f"Streaming response is not supported for {name} call")
         if call.type == _Call.UNKNOWN:
             raise HttpError(501, "Received 'UNKNOWN' call")
+        if call.type == _Call.ATTACH_CONTAINER_INPUT:
+            assert calls is not None
+            return await self.container_io.attach_input(call, calls)
+        if call.type in _STREAMING_CALLS:
+            media = OutputMedia(accept, message_accept)
+            if call.type == _Call.ATTACH_CONTAINER_OUTPUT:
+                return await self.container_io.attach_output(call, media)
+            return await self.container_io.launch_session(call, media)
         handler = self._handlers.get(call.type)
         if handler is None:
-            name = _Call.Type.Name(call.type)
             raise HttpError(501, f"'{name}' is not supported by this agent")
         response = await handler(call)
         if isinstance(response, Response):
             return response
         if response is None:
             return Response(b"", status_code=200)
-        return message_response(response, JSON if content_type == RECORDIO else content_type)
+        return message_response(response, accept)
 
     # ------------------------------------------------------------------ simple getters
 
@@ -389,14 +420,50 @@ class OperatorApi:
     async def _remove_nested_container(self, call: agent_pb2.Call) -> None:
         await self.containers.remove(call.remove_nested_container.container_id)
 
-    async def _attach_container(self, call: agent_pb2.Call) -> None:
-        if call.type == _Call.ATTACH_CONTAINER_OUTPUT:
-            container_id = call.attach_container_output.container_id.value
-        else:
-            container_id = call.attach_container_input.container_id.value
-        if container_id not in self._agent.containerizer.containers():
-            raise HttpError(404, f"Container {container_id} cannot be found")
-        raise HttpError(500, "I/O switchboard server was disabled for this container")
-
     async def _prune_images(self, call: agent_pb2.Call) -> None:
         return None  # no image store to prune yet
+
+
+def _request_media(request: Request) -> tuple[str, str | None]:
+    """The request's Content-Type and, for a streaming one, Message-Content-Type."""
+    content_type = media_type(request.headers.get("content-type"))
+    if not content_type:
+        raise HttpError(400, "Expecting 'Content-Type' to be present")
+    if content_type not in (JSON, PROTOBUF, RECORDIO):
+        raise HttpError(
+            415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF} or {RECORDIO}"
+        )
+    message_content_type = request.headers.get(_MESSAGE_CONTENT_TYPE)
+    if content_type != RECORDIO:
+        if message_content_type is not None:
+            raise HttpError(
+                415,
+                "Expecting 'Message-Content-Type' to be not set for non-streaming requests",
+            )
+        return content_type, None
+    if message_content_type is None:
+        raise HttpError(400, "Expecting 'Message-Content-Type' to be set for streaming requests")
+    message_type = media_type(message_content_type)
+    if message_type not in (JSON, PROTOBUF):
+        raise HttpError(415, f"Expecting 'Message-Content-Type' of {JSON} or {PROTOBUF}")
+    return content_type, message_type
+
+
+def _response_media(request: Request) -> tuple[str, str]:
+    """The response's type and (for a RecordIO stream) its records' type."""
+    accept = negotiate(request.headers.get("accept"), (JSON, PROTOBUF, RECORDIO))
+    if accept is None:
+        raise HttpError(
+            406, f"Expecting 'Accept' to allow {JSON} or {PROTOBUF} or {RECORDIO}"
+        )
+    message_accept_header = request.headers.get(_MESSAGE_ACCEPT)
+    if accept != RECORDIO:
+        if message_accept_header is not None:
+            raise HttpError(
+                406, "Expecting 'Message-Accept' to be not set for non-streaming responses"
+            )
+        return accept, accept
+    message_accept = negotiate(message_accept_header, (JSON, PROTOBUF))
+    if message_accept is None:
+        raise HttpError(406, f"Expecting 'Message-Accept' to allow {JSON} or {PROTOBUF}")
+    return accept, message_accept

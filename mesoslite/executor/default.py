@@ -6,10 +6,16 @@ parent is the executor's container) with TASK_STARTING, TASK_RUNNING and a termi
 update. Group semantics: when a task ends TASK_FAILED or TASK_KILLED, or one task of a
 group is killed, every other task of that group is killed too. More groups may arrive
 while it runs. It ends when every task it was given is terminal.
+
+The executor itself has no process, so its container runs the pause program: that
+container holds the namespaces and cgroups its tasks join (as a Mesos default
+executor's tasks join its own), with the executor's resources plus those of its live
+tasks as limits. It is destroyed when the executor ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -22,6 +28,7 @@ from mesoslite.executor.ids import new_uuid
 from mesoslite.executor.kill import GracefulKill, kill_grace_period_s
 from mesoslite.executor.outcome import task_outcome
 from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.pause import pause_program_bytes
 
 __all__ = ["DefaultExecutor"]
 
@@ -59,6 +66,7 @@ class DefaultExecutor:
         self._shutting_down = False
         self._killed_early: set[str] = set()
         self._changed = anyio.Event()
+        self._executor_container = False
 
     def task_container_ids(self) -> list[str]:
         """The nested containers of tasks that are (being) launched and not yet done."""
@@ -102,17 +110,71 @@ class DefaultExecutor:
 
     async def run(self) -> None:
         """Supervise every task given to it; returns when all of them are terminal."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            pending, self._pending_groups = self._pending_groups, []
-            for task_group in pending:
-                self._start_group(task_group, group)
-            while not self._all_terminal():
-                self._changed = anyio.Event()
-                await self._changed.wait()
-            # Pending SIGKILL escalations are moot once every container has ended.
-            group.cancel_scope.cancel()
-        self._group = None
+        try:
+            await self._launch_executor_container()
+            async with anyio.create_task_group() as group:
+                self._group = group
+                pending, self._pending_groups = self._pending_groups, []
+                for task_group in pending:
+                    self._start_group(task_group, group)
+                while not self._all_terminal():
+                    self._changed = anyio.Event()
+                    await self._changed.wait()
+                # Pending SIGKILL escalations are moot once every container has ended.
+                group.cancel_scope.cancel()
+        finally:
+            self._group = None
+            with anyio.CancelScope(shield=True):
+                await self._destroy_executor_container()
+
+    # ------------------------------------------------------------------ its container
+
+    def _executor_container_task(self) -> mesos_pb2.TaskInfo:
+        """The executor's container described as a task of its own, so that the agent
+        builds its config as for a command task's container (the executor's sandbox,
+        environment, user and checkpointing) with the executor's resources."""
+        info = self._context.executor_info
+        task = mesos_pb2.TaskInfo(name=info.name or info.executor_id.value)
+        task.task_id.value = info.executor_id.value
+        task.resources.extend(info.resources)
+        if info.HasField("container"):
+            task.container.CopyFrom(info.container)
+        return task
+
+    async def _launch_executor_container(self) -> None:
+        if pause_program_bytes() is None:
+            log.info("no pause program for this machine: tasks run without a shared container")
+            return
+        container_id = self._context.container_id
+        config = await self._context.prepare_task_container(
+            self._executor_container_task(), container_id, None
+        )
+        await self._context.containerizer.launch(
+            container_id, dataclasses.replace(config, pause=True)
+        )
+        self._executor_container = True
+
+    async def _destroy_executor_container(self) -> None:
+        if not self._executor_container:
+            return
+        self._executor_container = False
+        try:
+            await self._context.containerizer.destroy(self._context.container_id)
+        except Exception as exc:
+            log.debug("destroying executor container %s: %s", self._context.container_id, exc)
+
+    async def _update_executor_resources(self) -> None:
+        """Its container's limits: the executor's resources and its live tasks'."""
+        if not self._executor_container:
+            return
+        resources = list(self._context.executor_info.resources)
+        for task in self._tasks.values():
+            if not task.terminal_sent:
+                resources.extend(task.info.resources)
+        try:
+            await self._context.containerizer.update(self._context.container_id, resources)
+        except Exception as exc:
+            log.warning("updating executor container %s: %s", self._context.container_id, exc)
 
     def _all_terminal(self) -> bool:
         return not self._pending_groups and all(task.terminal_sent for task in self._tasks.values())
@@ -138,12 +200,22 @@ class DefaultExecutor:
         members = self._register_group(task_group)
         group.start_soon(self._run_group, members)
 
+    def _container_status(self, task: _GroupTask) -> mesos_pb2.ContainerStatus:
+        status = mesos_pb2.ContainerStatus()
+        status.container_id.value = task.container_id
+        status.container_id.parent.value = self._context.container_id
+        return status
+
     async def _run_group(self, members: list[_GroupTask]) -> None:
         for task in members:
             if task.kill_requested:
                 await self._report_killed_during_launch(task)
             else:
-                await self._send(task, new_status(task.task_id, _TS.TASK_STARTING))
+                starting = new_status(
+                    task.task_id, _TS.TASK_STARTING, container_status=self._container_status(task)
+                )
+                await self._send(task, starting)
+        await self._update_executor_resources()
         # Launch all, then report RUNNING, as Mesos does; one failure fails the group.
         failure: str | None = None
         for task in members:
@@ -190,8 +262,7 @@ class DefaultExecutor:
             container_status = mesos_pb2.ContainerStatus()
         # Reported as nested under the executor's container, whether or not the
         # containerizer tracks that parent.
-        container_status.container_id.value = task.container_id
-        container_status.container_id.parent.value = self._context.container_id
+        container_status.container_id.CopyFrom(self._container_status(task).container_id)
         await self._send(
             task, new_status(task.task_id, _TS.TASK_RUNNING, container_status=container_status)
         )
@@ -211,6 +282,7 @@ class DefaultExecutor:
             await containerizer.destroy(task.container_id)
         except Exception as exc:
             log.debug("destroying nested container %s: %s", task.container_id, exc)
+        await self._update_executor_resources()
         if outcome.state in (_TS.TASK_FAILED, _TS.TASK_KILLED) and not self._shutting_down:
             for member in self._groups[task.group]:
                 self._kill_task(member, None)
