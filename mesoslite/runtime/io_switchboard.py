@@ -260,6 +260,9 @@ class IOSwitchboard:
     def output_ended(self) -> bool:
         return self._output_done.is_set() or self._closed
 
+    async def wait_output_ended(self) -> None:
+        await self._output_done.wait()
+
     def attach_output(self, sink: OutputSink) -> None:
         """Send `sink` everything the container prints from now on; it is closed when
         the output ends (at once if it already has)."""
