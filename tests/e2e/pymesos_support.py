@@ -105,3 +105,28 @@ def command_task(
             {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
         ],
     }
+
+
+OfferCallback = Callable[[Any, list[dict[str, Any]]], None]
+
+
+def launch_once(
+    make_tasks: Callable[[Any, dict[str, Any]], list[dict[str, Any]]],
+) -> OfferCallback:
+    """An offer callback that launches `make_tasks(driver, offer)` from the first offer
+    and declines every other one."""
+    launched: list[bool] = []
+
+    def on_offers(driver: Any, offers: list[dict[str, Any]]) -> None:
+        for offer in offers:
+            if launched:
+                driver.declineOffer([offer["id"]])
+                continue
+            launched.append(True)
+            driver.launchTasks([offer["id"]], make_tasks(driver, offer))
+
+    return on_offers
+
+
+def launch_command_once(task_id: str, command: str) -> OfferCallback:
+    return launch_once(lambda driver, offer: [command_task(offer, task_id, command)])

@@ -16,6 +16,8 @@ from tests.e2e.pymesos_support import (
     RecordingScheduler,
     command_task,
     framework_info,
+    launch_command_once,
+    launch_once,
     scalar,
     start_driver,
     stop_driver,
@@ -49,21 +51,12 @@ def test_command_tasks_run_to_completion_with_acknowledged_updates(
     cluster: RunningCluster,
 ) -> None:
     scheduler = RecordingScheduler()
-    launched: list[str] = []
-
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            tasks = [
-                command_task(offer, "ok-task", "echo hello-from-task"),
-                command_task(offer, "fail-task", "echo oops >&2; exit 7"),
-            ]
-            launched.extend(t["task_id"]["value"] for t in tasks)
-            driver.launchTasks([offer["id"]], tasks)
-
-    scheduler.on_offers = launch
+    scheduler.on_offers = launch_once(
+        lambda driver, offer: [
+            command_task(offer, "ok-task", "echo hello-from-task"),
+            command_task(offer, "fail-task", "echo oops >&2; exit 7"),
+        ]
+    )
     driver = start_driver(scheduler, cluster.master, framework_info("commands"))
     try:
         final: dict[str, dict[str, Any]] = {}
@@ -99,17 +92,7 @@ def test_command_tasks_run_to_completion_with_acknowledged_updates(
 
 def test_kill_running_task(cluster: RunningCluster) -> None:
     scheduler = RecordingScheduler()
-    launched: list[str] = []
-
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            launched.append("sleeper")
-            driver.launchTasks([offer["id"]], [command_task(offer, "sleeper", "sleep 600")])
-
-    scheduler.on_offers = launch
+    scheduler.on_offers = launch_command_once("sleeper", "sleep 600")
     framework = framework_info("killer", capabilities=[{"type": "TASK_KILLING_STATE"}])
     driver = start_driver(scheduler, cluster.master, framework)
     try:
@@ -124,17 +107,7 @@ def test_kill_running_task(cluster: RunningCluster) -> None:
 
 def test_implicit_and_explicit_reconciliation(cluster: RunningCluster) -> None:
     scheduler = RecordingScheduler()
-    launched: list[str] = []
-
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            launched.append("long")
-            driver.launchTasks([offer["id"]], [command_task(offer, "long", "sleep 600")])
-
-    scheduler.on_offers = launch
+    scheduler.on_offers = launch_command_once("long", "sleep 600")
     driver = start_driver(scheduler, cluster.master, framework_info("reconciler"))
     try:
         scheduler.wait_for("update", lambda s: _state(s) == "TASK_RUNNING")
@@ -180,17 +153,7 @@ def test_decline_filters_until_revive(cluster: RunningCluster) -> None:
 
 def test_framework_failover_within_timeout_keeps_tasks(cluster: RunningCluster) -> None:
     first = RecordingScheduler()
-    launched: list[str] = []
-
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            launched.append("survivor")
-            driver.launchTasks([offer["id"]], [command_task(offer, "survivor", "sleep 600")])
-
-    first.on_offers = launch
+    first.on_offers = launch_command_once("survivor", "sleep 600")
     framework = framework_info("failover", failover_timeout=60.0)
     driver = start_driver(first, cluster.master, framework)
     framework_id = first.wait_for("registered")
@@ -211,17 +174,7 @@ def test_framework_failover_within_timeout_keeps_tasks(cluster: RunningCluster) 
 
 def test_framework_removed_when_failover_timeout_expires(cluster: RunningCluster) -> None:
     first = RecordingScheduler()
-    launched: list[str] = []
-
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            launched.append("orphan")
-            driver.launchTasks([offer["id"]], [command_task(offer, "orphan", "sleep 600")])
-
-    first.on_offers = launch
+    first.on_offers = launch_command_once("orphan", "sleep 600")
     framework = framework_info("short-failover", failover_timeout=1.0)
     driver = start_driver(first, cluster.master, framework)
     framework_id = first.wait_for("registered")
@@ -255,7 +208,6 @@ def test_framework_removed_when_failover_timeout_expires(cluster: RunningCluster
 
 def test_custom_executor_message_round_trip(cluster: RunningCluster) -> None:
     scheduler = RecordingScheduler()
-    launched: list[str] = []
     executor = {
         "executor_id": {"value": "echo-executor"},
         "command": {"value": f"{sys.executable} {EXECUTOR_SCRIPT}"},
@@ -265,18 +217,13 @@ def test_custom_executor_message_round_trip(cluster: RunningCluster) -> None:
         ],
     }
 
-    def launch(driver: Any, offers: list[dict[str, Any]]) -> None:
-        for offer in offers:
-            if launched:
-                driver.declineOffer([offer["id"]])
-                continue
-            launched.append("custom")
-            task = command_task(offer, "custom", "unused")
-            del task["command"]
-            task["executor"] = dict(executor, framework_id={"value": driver.framework_id})
-            driver.launchTasks([offer["id"]], [task])
+    def custom_task(driver: Any, offer: dict[str, Any]) -> list[dict[str, Any]]:
+        task = command_task(offer, "custom", "unused")
+        del task["command"]
+        task["executor"] = dict(executor, framework_id={"value": driver.framework_id})
+        return [task]
 
-    scheduler.on_offers = launch
+    scheduler.on_offers = launch_once(custom_task)
     driver = start_driver(scheduler, cluster.master, framework_info("custom-executor"))
     try:
         framework_id = scheduler.wait_for("registered")
