@@ -71,7 +71,7 @@ class MasterLink:
             try:
                 channel = await self._connector.connect()
             except Exception as exc:
-                log.warning("cannot reach the master: %s", exc)
+                log.warning("cannot reach the master (%s); retrying", exc)
             else:
                 try:
                     if await self._register(channel):

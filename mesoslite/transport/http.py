@@ -325,9 +325,11 @@ class HttpMasterConnector:
         try:
             request = client.build_request("POST", CONNECT_PATH, headers=headers, content=b"")
             stream = await client.send(request, stream=True)
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
+            if isinstance(exc, httpx.TransportError):
+                raise ConnectionError(f"{self._base_url}: {exc}") from exc
             raise
         connection_id = stream.headers.get(CONNECTION_HEADER)
         location = stream.headers.get("location")

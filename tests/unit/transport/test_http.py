@@ -148,8 +148,9 @@ async def test_connect_refused_raises() -> None:
     sock = local_socket()
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(ConnectionError, match=f"http://{address}") as raised:
         await HttpMasterConnector(address).connect()
+    assert isinstance(raised.value.__cause__, httpx.ConnectError)
 
 
 async def test_agent_runs_a_task_over_http(tmp_path: Path) -> None:
