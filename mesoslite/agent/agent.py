@@ -560,7 +560,11 @@ class Agent:
             forgetting = self._forgetting.get((framework.id, executor.id))
             if forgetting is not None:
                 await forgetting.wait()
-            await anyio.to_thread.run_sync(self._prepare_executor_files, framework, executor)
+            if executor.checkpoint:
+                await anyio.to_thread.run_sync(self._prepare_executor_files, framework, executor)
+            else:
+                # A few mkdir/open/symlink calls: cheaper inline than a thread hop.
+                self._prepare_executor_files(framework, executor)
             runner = executor.runner
             if isinstance(runner, CommandExecutor):
                 executor.phase = ExecutorPhase.RUNNING
@@ -608,7 +612,8 @@ class Agent:
                     await self._executor_terminated(framework, executor, termination)
 
     def _prepare_executor_files(self, framework: Framework, executor: Executor) -> None:
-        """Sandbox and checkpoints of a new executor (runs in a worker thread)."""
+        """Sandbox and checkpoints of a new executor (in a worker thread when it
+        checkpoints: those writes are fsynced)."""
         create_sandbox(executor.directory)
         if not executor.checkpoint or self.agent_id is None:
             return

@@ -129,19 +129,51 @@ class SandboxLayout:
         return meta / "task.updates"
 
 
+def _make_directories(path: str, levels: int = 1) -> None:
+    """mkdir -p, creating the last `levels` directories top down (one syscall each when
+    the one above them exists), walking further up only when it does not."""
+    if levels > 1:
+        _make_directories(os.path.dirname(path), levels - 1)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        _make_directories(parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+
+
+_STDIO_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+
+
 def create_sandbox(directory: Path, *, latest_link: bool = True) -> None:
-    """Create a run directory with empty stdout/stderr; point `runs/latest` at it."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create a run directory with empty stdout/stderr; point `runs/latest` at it.
+
+    About ten syscalls (~0.1-0.3 ms): callers on the event loop may run it inline rather
+    than pay for a worker thread."""
+    path = os.fspath(directory)
+    # <executor>/runs/<container>, <sandbox>/containers/<container>: the two levels
+    # above the run may be new as well.
+    _make_directories(path, levels=3)
     for name in ("stdout", "stderr"):
-        (directory / name).touch(exist_ok=True)
+        os.close(os.open(os.path.join(path, name), _STDIO_CREATE_FLAGS, 0o644))
     if latest_link:
         # Relative, so that the tree can be moved; replaced atomically by rename.
-        link = directory.parent / LATEST
-        temporary = directory.parent / f".{LATEST}.{os.getpid()}.{directory.name}"
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        temporary.symlink_to(directory.name)
-        os.replace(temporary, link)
+        parent, leaf = os.path.split(path)
+        link = os.path.join(parent, LATEST)
+        try:
+            os.symlink(leaf, link)  # the executor's first run
+        except FileExistsError:
+            temporary = os.path.join(parent, f".{LATEST}.{os.getpid()}.{leaf}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            os.symlink(leaf, temporary)
+            os.replace(temporary, link)
 
 
 def fsync_directory(directory: Path) -> None:

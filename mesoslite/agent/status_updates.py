@@ -65,7 +65,7 @@ class _Stream:
     log_path: Path | None
     pending: deque[internal_pb2.StatusUpdate] = field(default_factory=deque)
     received: set[bytes] = field(default_factory=set)
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    lock: anyio.Lock = field(default_factory=lambda: anyio.Lock(fast_acquire=True))
     retry_s: float = 0.0
     # Bumped whenever the head is (re)sent: a queued retry of an older send is stale.
     generation: int = 0

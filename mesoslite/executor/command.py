@@ -42,7 +42,8 @@ class CommandExecutor:
         self._task_id = task.task_id.value
         self._kill = GracefulKill(context.containerizer, context.container_id)
         self._group: TaskGroup | None = None
-        self._send_lock = anyio.Lock()
+        # Uncontended (the usual case) it is taken without a trip through the loop.
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._state: mesos_pb2.TaskState.ValueType = _TS.TASK_STAGING
         self._terminal_sent = False
         self._kill_requested = False

@@ -120,9 +120,12 @@ async def test_update_framework_replaces_the_framework_info(tmp_path: Path) -> N
 async def test_kill_of_an_unknown_task_reports_it_lost(tmp_path: Path) -> None:
     async with running_agent(tmp_path) as running:
         link = running.link
-        await link.run_task(command_task("t1", "true"), framework_info())
+        # While t1 runs, its framework is known to the agent (a framework whose last
+        # executor is gone is forgotten, and kills for it are ignored, as in Mesos).
+        await link.run_task(command_task("t1", "sleep 30"), framework_info())
         with anyio.fail_after(30):
-            await link.updates_until_terminal()
+            while (started := await link.next_update()).status.state != _TS.TASK_RUNNING:
+                await link.acknowledge(started)
             await link.kill_task("no-such-task")
             update = await link.next_update()
         assert update.status.task_id.value == "no-such-task"
