@@ -331,13 +331,20 @@ class OperatorApi:
                     await self._fill_status(nested, nested_id, running)
                     await self._fill_usage(nested, nested_id, running)
         if request.show_nested or request.show_standalone:
-            # Containers launched through this API.
+            # Containers launched through this API (standalone ones and containers nested
+            # anywhere), each named with its whole parent chain.
             for container_id in sorted(running - reported):
+                try:
+                    status = await containerizer.status(container_id)
+                except Exception as exc:  # it ended meanwhile
+                    log.debug("no status for container %s: %s", container_id, exc)
+                    continue
+                is_nested = status.container_id.HasField("parent")
+                if not (request.show_nested if is_nested else request.show_standalone):
+                    continue
                 entry = result.containers.add()
-                entry.container_id.value = container_id
-                await self._fill_status(entry, container_id, running)
-                if entry.container_status.container_id.HasField("parent"):
-                    entry.container_id.CopyFrom(entry.container_status.container_id)
+                entry.container_id.CopyFrom(status.container_id)
+                entry.container_status.CopyFrom(status)
                 await self._fill_usage(entry, container_id, running)
         return _Response(type=_Response.GET_CONTAINERS, get_containers=result)
 
