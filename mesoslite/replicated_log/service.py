@@ -25,6 +25,7 @@ import contextlib
 import logging
 import random
 import secrets
+import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -458,11 +459,16 @@ class ReplicaService:
                 self._task_group.start_soon(self._probe_leader, self._leader_id, member.address)
 
     async def _probe_leader(self, leader_id: int, address: str) -> None:
+        host, _, port = address.rpartition(":")
+
+        def connect() -> None:
+            # A plain connect tells a refusal apart (anyio's folds it into OSError).
+            socket.create_connection(
+                (host.strip("[]"), int(port)), timeout=self.timing.probe_timeout_s
+            ).close()
+
         try:
-            host, _, port = address.rpartition(":")
-            with anyio.fail_after(self.timing.probe_timeout_s):
-                stream = await anyio.connect_tcp(host.strip("[]"), int(port))
-            await stream.aclose()
+            await anyio.to_thread.run_sync(connect)
         except ConnectionRefusedError:
             if self._leader_id == leader_id and not self.is_leader:
                 log.info("leader %d refuses connections: campaigning without waiting", leader_id)
