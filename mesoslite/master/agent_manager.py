@@ -165,6 +165,7 @@ class AgentManager:
         )
         link.agent_id = agent.id
         master.state.agents[agent.id] = agent
+        master.state.recovered_agents.pop(agent.id, None)
         master.allocator.add_agent(
             agent.id,
             list(info.resources),
@@ -274,6 +275,7 @@ class AgentManager:
         agent.reregistered_time = agent.registered_time
         link.agent_id = agent.id
         master.state.agents[agent.id] = agent
+        master.state.recovered_agents.pop(agent.id, None)
         master.allocator.add_agent(
             agent.id,
             list(info.resources),

@@ -287,6 +287,8 @@ def _recover(master: Master, registry_view: ReplicaService) -> None:
         master.weights.update(weights)
         master.allocator.update_weights(weights)
     recovered = sorted(registry.agents)
+    for agent_id in recovered:
+        state.recovered_agents[agent_id] = registry.agents[agent_id].info
     if recovered:
         log.info("%d agents recovered from the registry; waiting for them", len(recovered))
         master.timers.call_later(
@@ -297,6 +299,8 @@ def _recover(master: Master, registry_view: ReplicaService) -> None:
 def _expire_recovered(master: Master, service: ReplicaService, recovered: list[str]) -> None:
     now = master.clock()
     for agent_id in recovered:
+        if master.state.recovered_agents.pop(agent_id, None) is None:
+            continue
         if agent_id in master.state.agents or agent_id not in service.registry.agents:
             continue
         log.warning("recovered agent %s did not re-register in time: unreachable", agent_id)

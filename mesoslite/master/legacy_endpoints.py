@@ -100,6 +100,18 @@ class LegacyEndpoints:
 
     # ------------------------------------------------------------------ shapes
 
+    def _recovered_agents_json(self) -> list[dict[str, Any]]:
+        """Agents from before this master took over that have not re-registered yet."""
+        return [
+            {
+                "id": agent_id,
+                "hostname": info.hostname,
+                "port": info.port,
+                "attributes": attributes_to_legacy(info.attributes),
+            }
+            for agent_id, info in self._master.state.recovered_agents.items()
+        ]
+
     def _agent_json(self, agent: Agent) -> dict[str, Any]:
         master = self._master
         total = Resources(agent.info.resources)
@@ -251,7 +263,7 @@ class LegacyEndpoints:
             },
             "flags": master.config.flags(),
             "slaves": [self._agent_json(agent) for agent in agents],
-            "recovered_slaves": [],
+            "recovered_slaves": self._recovered_agents_json(),
             "frameworks": [self._framework_json(f) for f in state.frameworks.values()],
             "completed_frameworks": [
                 self._framework_json(f) for f in state.completed_frameworks.values()
@@ -331,7 +343,9 @@ class LegacyEndpoints:
             for agent in self._master.state.agents.values()
             if wanted is None or agent.id == wanted
         ]
-        return _jsonp(request, {"slaves": agents, "recovered_slaves": []})
+        return _jsonp(
+            request, {"slaves": agents, "recovered_slaves": self._recovered_agents_json()}
+        )
 
     async def frameworks(self, request: Request) -> Response:
         wanted = request.query_params.get("framework_id")

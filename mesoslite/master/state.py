@@ -259,6 +259,10 @@ class MasterState:
     agents: dict[str, Agent] = field(default_factory=dict)
     unreachable_agents: dict[str, UnreachableAgent] = field(default_factory=dict)
     gone_agents: dict[str, GoneAgent] = field(default_factory=dict)
+    # Agents the registry admitted before this master took over that have not
+    # re-registered yet (Mesos' "recovered" agents): reconciliation stays silent about
+    # tasks that may be on them.
+    recovered_agents: dict[str, mesos_pb2.AgentInfo] = field(default_factory=dict)
     # Outstanding offers by offer id.
     offers: dict[str, OfferRecord] = field(default_factory=dict)
 

@@ -324,7 +324,7 @@ class TaskTracker:
                 if agent_id in state.unreachable_agents
                 else None
             ),
-            any_recovered_agents=False,
+            any_recovered_agents=bool(state.recovered_agents),
             now=self._master.clock(),
         )
         for status in answers:
@@ -355,6 +355,8 @@ class TaskTracker:
         state = self._master.state
         if agent_id in state.agents:
             return AgentStanding.REGISTERED
+        if agent_id in state.recovered_agents:
+            return AgentStanding.RECOVERED
         if agent_id in state.unreachable_agents:
             return AgentStanding.UNREACHABLE
         if agent_id in state.gone_agents:

@@ -136,6 +136,7 @@ def get_agents(master: Master) -> Response.GetAgents:
     response = Response.GetAgents()
     for agent in master.state.agents.values():
         response.agents.add().CopyFrom(agent_entry(master, agent))
+    response.recovered_agents.extend(master.state.recovered_agents.values())
     return response
 
 

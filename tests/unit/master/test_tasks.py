@@ -371,3 +371,25 @@ async def test_acknowledgement_for_unknown_agent_is_dropped() -> None:
             }
         )
         assert response.status_code == 202
+
+
+async def test_reconciliation_is_silent_about_recovered_agents() -> None:
+    """After a failover, a task that may be on an agent the registry admitted but that
+    has not re-registered yet gets no answer (the scheduler must ask again later); an
+    unknown agent still gets one."""
+    async with running_master() as cluster:
+        cluster.master.state.recovered_agents["recovered-agent"] = mesos_pb2.AgentInfo(
+            hostname="elsewhere"
+        )
+        scheduler = await cluster.scheduler()
+        tasks = [
+            {"task_id": {"value": "maybe-there"}, "agent_id": {"value": "recovered-agent"}},
+            {"task_id": {"value": "no-agent-named"}},
+            {"task_id": {"value": "ghost"}, "agent_id": {"value": "unknown-agent"}},
+        ]
+        await scheduler.call({"type": "RECONCILE", "reconcile": {"tasks": tasks}})
+        status = (await scheduler.next_event("UPDATE"))["update"]["status"]
+        assert status["task_id"] == {"value": "ghost"}
+        assert status["state"] == "TASK_LOST"
+        slaves = (await cluster.http.get("/master/slaves")).json()
+        assert [agent["id"] for agent in slaves["recovered_slaves"]] == ["recovered-agent"]
