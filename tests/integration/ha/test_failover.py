@@ -36,12 +36,6 @@ def running_on_agent(agent_address: str) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    reason="known gap: the new leader answers explicit reconciliation for tasks on recovered "
-    "agents that have not re-registered yet (Mesos gives no answer), so the scheduler "
-    "replaces tasks that still run; fix in master/reconciliation.py",
-    strict=False,
-)
 def test_killing_the_leader_loses_nothing_acknowledged(tmp_path: Path) -> None:
     cluster = HaCluster(
         tmp_path, ["127.0.0.1"] * 3, base_port=free_port_base(), netns=[None, None, None]
