@@ -876,6 +876,10 @@ class Agent:
 
         self.task_group().start_soon(forget)
 
+    async def destroy_container_quietly(self, container_id: str) -> None:
+        """Destroy a container that may have ended (or be unknown) already."""
+        await self._destroy_quietly(container_id)
+
     async def _destroy_quietly(self, container_id: str) -> None:
         try:
             await self.containerizer.destroy(container_id)
@@ -902,10 +906,10 @@ class Agent:
 
 
 def _containers_of(executor: Executor) -> list[str]:
-    """The containers an executor's tasks run in."""
+    """The executor's container and those its tasks run in."""
     runner = executor.runner
     if isinstance(runner, DefaultExecutor | RecoveredTaskGroup):
-        return runner.task_container_ids()
+        return [executor.container_id, *runner.task_container_ids()]
     return [executor.container_id]
 
 

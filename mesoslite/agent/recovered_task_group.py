@@ -6,7 +6,8 @@ runner, by the default executor's rules: each task ends TASK_FINISHED, TASK_FAIL
 TASK_KILLED from its container's end; a task that fails or is killed takes the others
 along, and so does a kill of any one of them. Which LAUNCH_GROUP a task came in is not
 checkpointed, so every recovered task of the executor counts as one group. It takes
-no new task groups (the agent refuses them); it ends when all its tasks are terminal.
+no new task groups (the agent refuses them); it ends when all its tasks are terminal,
+and destroys the executor's own container (the pause its tasks nest in) then.
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ class RecoveredTaskGroup:
             # Pending SIGKILL escalations are moot once every container has ended.
             group.cancel_scope.cancel()
         self._group = None
+        try:
+            await self._context.containerizer.destroy(self._context.container_id)
+        except Exception as exc:  # there may be none (no pause program), or it ended
+            log.debug("destroying executor container %s: %s", self._context.container_id, exc)
 
     async def _supervise(self, task: RecoveredTask) -> None:
         containerizer = self._context.containerizer

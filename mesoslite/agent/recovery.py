@@ -301,7 +301,9 @@ def _containers_to_recover(item: _Restored) -> list[str]:
         return [executor.container_id]
     if executor.kind is ExecutorKind.COMMAND:
         return [executor.container_id] if executor.launched_tasks else []
-    return [
+    # The default executor's own container (the pause program its tasks nest in) and
+    # its tasks' containers.
+    return [executor.container_id] + [
         item.run.task_containers[task_id]
         for task_id in executor.launched_tasks
         if task_id in item.run.task_containers
@@ -324,6 +326,9 @@ def _resume(agent: Agent, item: _Restored, recovered_ids: set[str]) -> bool:
         supervise = _resume_task_group(agent, framework, executor, item.run, recovered_ids)
     if supervise is None:
         executor.phase = ExecutorPhase.TERMINATED
+        if alive:
+            # An executor container with nothing left to do (a task group's pause).
+            agent.task_group().start_soon(agent.destroy_container_quietly, executor.container_id)
         if not executor.terminated_tasks:
             # Over, and every update of it acknowledged.
             del framework.executors[executor.id]
