@@ -1,4 +1,5 @@
-"""EventStream behind a real uvicorn (h11) server, seen from a raw socket.
+"""EventStream behind a real uvicorn server, seen from a raw socket: with the protocol
+the listeners use (httptools) and with the h11 fallback.
 
 pymesos opens its SUBSCRIBE stream with a hand-written HTTP/1.1 request that says
 `Connection: close` and rejects any 200 that is not chunked (spec sections 0.1, 1.3).
@@ -25,7 +26,7 @@ from mesoslite.wire.http import EventStream, accepted, read_call
 from mesoslite.wire.media import JSON
 from mesoslite.wire.recordio import RecordIODecoder
 from mesoslite.wire.routing import Router
-from mesoslite.wire.server import uvicorn_config
+from mesoslite.wire.server import ChunkedH11Protocol, uvicorn_config
 
 # Generous safety nets so that a broken server fails the test instead of hanging it;
 # nothing below asserts on how long anything takes.
@@ -82,8 +83,8 @@ class Server:
     streams: Streams
 
 
-@pytest.fixture
-def server() -> Iterator[Server]:
+@pytest.fixture(params=["default", "h11"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     streams = Streams()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,7 +93,10 @@ def server() -> Iterator[Server]:
     # instead of being refused while uvicorn is still starting.
     sock.listen(64)
     port = sock.getsockname()[1]
-    config = uvicorn_config(make_app(streams), log_level="warning", timeout_graceful_shutdown=5)
+    options = {"http": ChunkedH11Protocol} if request.param == "h11" else {}
+    config = uvicorn_config(
+        make_app(streams), log_level="warning", timeout_graceful_shutdown=5, **options
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -238,7 +242,7 @@ def test_errors_before_the_stream_have_a_content_length(server: Server) -> None:
 
 def test_http_1_0_subscribe_is_chunked_too(server: Server) -> None:
     # h11 alone would answer an HTTP/1.0 client with a close-delimited body; libprocess
-    # chunks regardless, and so does ChunkedH11Protocol.
+    # chunks regardless, and so do httptools' protocol and ChunkedH11Protocol.
     client, reader = open_stream(server, version="1.0")
     with client, reader:
         status, headers = read_head(reader)
