@@ -111,6 +111,7 @@ class Agent:
         self._group: TaskGroup | None = None
         self._stopping = False
         self._registered_event = anyio.Event()
+        self._recovery_started_s: float | None = None
         # Checkpoints of finished executors being removed, by (framework id, executor id).
         self._forgetting: dict[tuple[str, str], anyio.Event] = {}
         self.router = self._build_router()
@@ -135,6 +136,7 @@ class Agent:
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.status_updates.run)
+            self._recovery_started_s = time.monotonic()
             self.recovery_report = await recover_agent(self)
             self.recovered = True
             await self.master_link.run(task_status=task_status)
@@ -233,6 +235,15 @@ class Agent:
                 checkpoints.write_agent_info, self.layout, self.agent_info
             )
         log.info("registered with the master as agent %s", agent_id)
+        report = self.recovery_report
+        if report is not None and report.agent_id is not None and self._recovery_started_s:
+            # What an agent restart costs its tasks: the time until the master has them.
+            log.info(
+                "re-registered with %d running tasks %.1f ms after recovery began",
+                report.running_tasks,
+                (time.monotonic() - self._recovery_started_s) * 1e3,
+            )
+            self._recovery_started_s = None
         self._registered_event.set()
         await self.status_updates.resume()
 
