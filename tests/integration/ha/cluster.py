@@ -76,7 +76,9 @@ class NodeProcess:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        # As Ctrl-C: the node stops its tasks too (SIGTERM would leave the tasks of
+        # checkpointing frameworks running for a restart to take over).
+        os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
