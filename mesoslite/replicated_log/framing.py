@@ -11,7 +11,8 @@ crash, which recovery may drop) or like damage to data that was once complete (w
 recovery must refuse). The rule follows etcd's WAL decoder: a bad record is torn when it
 runs past the end of the buffer, ends exactly at it, or covers a 512-byte sector of which
 the part inside the record is all zeros (file systems may persist later pages of an
-unsynced write before earlier ones, leaving holes of zeros).
+unsynced write before earlier ones, leaving holes of zeros). It is torn too when only
+zeros follow it (the end of a write into preallocated space).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def _classify(buffer: bytes, offset: int, record_end: int, reason: str) -> ScanE
     size = len(buffer)
     if record_end >= size:
         return ScanEnd(offset, ScanStop.TORN, reason)
+    if buffer.count(0, record_end) == size - record_end:
+        return ScanEnd(offset, ScanStop.TORN, f"{reason} before zeros to the end")
     if _has_zero_sector_chunk(buffer, offset, record_end):
         return ScanEnd(offset, ScanStop.TORN, f"{reason} over a zero-filled sector")
     return ScanEnd(offset, ScanStop.CORRUPT, reason)

@@ -8,7 +8,8 @@ a snapshot reset drops every entry; the latest hard state wins. Every segment st
 the hard state of its moment, so dropping old segments never loses it.
 
 Recovery truncates a torn tail of the newest segment (the longest valid prefix is the
-log) and refuses any other damage with `CorruptionError`.
+log) and refuses any other damage with `CorruptionError`. Segments are preallocated
+(see `segment`): zeros after the last record are free space, not a torn tail.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Wal:
                 raise CorruptionError(name.path, 0, f"segment {previous_seq + 1:016x} is missing")
             is_last = position == len(names) - 1
             contents = read_segment(name.path, is_last=is_last)
-            if is_last and contents.valid_size_bytes < contents.file_size_bytes:
+            if is_last and contents.torn:
                 dropped_bytes = contents.file_size_bytes - contents.valid_size_bytes
                 torn_tail = (
                     f"{name.path.name}: dropped {dropped_bytes} bytes at byte "
@@ -136,7 +137,7 @@ class Wal:
             previous_seq = name.seq
             if is_last:
                 active = SegmentWriter.reopen(
-                    name.path, name.seq, contents.valid_size_bytes, contents.file_size_bytes
+                    name.path, name.seq, contents, limit_bytes=segment_size_bytes
                 )
                 active_max_entry_index = max_entry_index
             else:
@@ -145,7 +146,9 @@ class Wal:
             # No segment yet, or the last one was never completed: start the next one.
             seq = 0 if previous_seq is None else previous_seq + 1
             preamble = _hard_state_preamble(replay.hard_state)
-            active = SegmentWriter.create(directory, seq, replay.last_index + 1, preamble)
+            active = SegmentWriter.create(
+                directory, seq, replay.last_index + 1, preamble, limit_bytes=segment_size_bytes
+            )
         recovered = RecoveredLog(replay.hard_state, replay.entries, torn_tail)
         wal = cls(
             directory,
@@ -232,6 +235,7 @@ class Wal:
                 self._active.seq + 1,
                 self._last_index + 1,
                 _hard_state_preamble(self._hard_state),
+                limit_bytes=self._segment_size_bytes,
             )
         except BaseException as error:
             self._failed = True

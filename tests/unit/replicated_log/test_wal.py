@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mesoslite.raft.messages import Entry, EntryType, HardState, SnapshotMetadata
+from mesoslite.replicated_log import segment
 from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
 from mesoslite.replicated_log.framing import encode_record
 from mesoslite.replicated_log.records import RecordType, encode_entry_payload
@@ -322,3 +323,94 @@ def test_an_unsynced_tail_is_synced_before_its_segment_is_sealed(
     wal.close()
     assert len(list_segments(tmp_path)) == 2
     assert first_segment.stat().st_ino in synced
+
+
+def _copy_while_open(source: Path, target: Path) -> None:
+    """What a crash leaves: the files as they are, preallocation and all."""
+    shutil.copytree(source, target)
+
+
+def test_segments_are_preallocated_and_trimmed_on_close(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path)
+    wal.save([WalWrite(entries(1, 3), HardState(1, 1, 2))])
+    path = _single_segment(tmp_path)
+    assert path.stat().st_size >= 4096, "space ahead of the records is allocated"
+    wal.close()
+    closed_size = path.stat().st_size
+    assert closed_size < 4096
+    assert not path.read_bytes().endswith(bytes(8)), "a closed segment ends at its records"
+
+
+def test_a_crashed_log_with_preallocated_zeros_recovers_cleanly(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path / "live")
+    wal.save([WalWrite(entries(1, 3), HardState(1, 1, 2))])
+    _copy_while_open(tmp_path / "live", tmp_path / "crashed")
+    wal.close()
+
+    wal, recovered = Wal.open(tmp_path / "crashed")
+    assert recovered.entries == entries(1, 3)
+    assert recovered.hard_state == HardState(1, 1, 2)
+    assert recovered.torn_tail is None, "zeros after the records are not a torn tail"
+    wal.save([WalWrite(entries(4, 5), HardState(1, 1, 4))])  # written after the records
+    _copy_while_open(tmp_path / "crashed", tmp_path / "again")
+    wal.close()
+    for directory in ("crashed", "again"):
+        wal, recovered = Wal.open(tmp_path / directory)
+        wal.close()
+        assert recovered.entries == entries(1, 5), directory
+        assert recovered.hard_state == HardState(1, 1, 4), directory
+
+
+def test_a_torn_record_before_preallocated_zeros_is_a_torn_tail(tmp_path: Path) -> None:
+    wal, _, _ = reopen(tmp_path / "live")
+    wal.save([WalWrite(entries(1, 3))])
+    _copy_while_open(tmp_path / "live", tmp_path / "crashed")
+    wal.close()
+    logical_bytes = _single_segment(tmp_path / "live").stat().st_size
+    path = _single_segment(tmp_path / "crashed")
+    record = encode_record(RecordType.ENTRY, encode_entry_payload(entries(4, 4)[0]))
+    with open(path, "r+b") as handle:
+        handle.seek(logical_bytes)
+        handle.write(record[: len(record) // 2])  # half a record, zeros after it
+
+    wal, recovered = Wal.open(tmp_path / "crashed")
+    assert recovered.entries == entries(1, 3)
+    assert recovered.torn_tail is not None
+    wal.save([WalWrite(entries(4, 4))])
+    wal.close()
+    wal, recovered = Wal.open(tmp_path / "crashed")
+    wal.close()
+    assert recovered.entries == entries(1, 4)
+    assert recovered.torn_tail is None
+
+
+def test_a_sealed_segment_that_kept_its_preallocation_reads_back(tmp_path: Path) -> None:
+    # A crash may come before the trim of a sealed segment reaches the disk.
+    wal, _, _ = reopen(tmp_path, segment_size_bytes=256)
+    for index in range(1, 20):
+        wal.save([WalWrite(entries(index, index))])
+    wal.close()
+    first = list_segments(tmp_path)[0].path
+    with open(first, "ab") as handle:
+        handle.write(bytes(4096))
+
+    wal, recovered = Wal.open(tmp_path, segment_size_bytes=256)
+    wal.close()
+    assert recovered.entries == entries(1, 19)
+
+
+def test_writes_past_a_preallocation_step_allocate_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment, "PREALLOCATE_STEP_BYTES", 1024)
+    wal, _, _ = reopen(tmp_path / "live")
+    for index in range(1, 41):
+        wal.save([WalWrite(entries(index, index, size=100))])
+    path = _single_segment(tmp_path / "live")
+    assert path.stat().st_size % 1024 == 0
+    _copy_while_open(tmp_path / "live", tmp_path / "crashed")
+    wal.close()
+    wal, recovered = Wal.open(tmp_path / "crashed")
+    wal.close()
+    assert recovered.entries == entries(1, 40, size=100)
+    assert recovered.torn_tail is None
