@@ -6,7 +6,8 @@ status, then the terminal state from the exit status: 0 -> TASK_FINISHED, killed
 TASK_KILLED, else TASK_FAILED ("Command exited with status N"). KILL sends
 TASK_KILLING when the framework understands it, SIGTERMs the container and SIGKILLs it
 after the grace period. The agent supervises the container directly: there is no
-executor process and no thread; one coroutine per task.
+executor process and no thread; one coroutine per task. After an agent restart,
+`resume` takes the task's recovered container over where the previous agent left it.
 """
 
 from __future__ import annotations
