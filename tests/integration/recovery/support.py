@@ -195,12 +195,16 @@ class Scheduler:
     _reader: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _response: httpx.Response | None = None
-    _wants_offers: bool = False
+    # Until the test has taken an offer; guarded so that a DECLINE never lands after
+    # the REVIVE of the next `offer()` (it would filter that agent for an hour).
+    _wants_offers: bool = True
+    _offers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def subscribe(self) -> str:
         """SUBSCRIBE (with the framework id once it has one: a re-subscription)."""
         self.disconnect()
         self._stop = threading.Event()
+        self.events = queue.Queue()  # offers of an earlier subscription are void
         info = dict(self.framework_info)
         body: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if self.framework_id is not None:
@@ -253,9 +257,11 @@ class Scheduler:
             if "uuid" in status:
                 self.acknowledge(status)
             return
-        if event["type"] == "OFFERS" and not self._wants_offers:
-            self._decline([offer["id"] for offer in event["offers"]["offers"]])
-            return
+        if event["type"] == "OFFERS":
+            with self._offers_lock:
+                if not self._wants_offers:
+                    self._decline([offer["id"] for offer in event["offers"]["offers"]])
+                    return
         self.events.put(event)
 
     def _decline(self, offer_ids: list[Event]) -> None:
@@ -305,8 +311,10 @@ class Scheduler:
 
     def offer(self, agent_id: str | None = None) -> Event:
         """An offer (from that agent); offers of other agents are declined."""
-        self._wants_offers = True
-        self.call({"type": "REVIVE"})
+        with self._offers_lock:
+            if not self._wants_offers:
+                self._wants_offers = True
+                self.call({"type": "REVIVE"})
         while True:
             offers = self.next_event("OFFERS")["offers"]["offers"]
             chosen = next(
@@ -315,7 +323,8 @@ class Scheduler:
             )
             self._decline([o["id"] for o in offers if o is not chosen])
             if chosen is not None:
-                self._wants_offers = False
+                with self._offers_lock:
+                    self._wants_offers = False
                 return chosen  # type: ignore[no-any-return]
 
     def launch(self, offer: Event, tasks: list[dict[str, Any]]) -> None:
