@@ -6,8 +6,10 @@ open the lock file exclude each other just as two processes do.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -45,6 +47,17 @@ class FileLock:
             os.close(fd)
             raise
         self._fd = fd
+
+    @contextlib.contextmanager
+    def held_blocking(self) -> Iterator[None]:
+        """Hold it for a block of a worker thread (which may block waiting for it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, self._operation)
+            yield
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -127,6 +127,13 @@ class ImageStore:
     def _record_path(self, name: str) -> Path:
         return self.root / "records" / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
 
+    def record_path(self, name: str) -> Path:
+        """Where the record of this name is (or would be)."""
+        return self._record_path(name)
+
+    def read_record(self, path: Path) -> ImageRecord | None:
+        return self._read_record(path)
+
     async def save_record(self, record: ImageRecord) -> None:
         await anyio.to_thread.run_sync(
             self._write_atomically, self._record_path(record.name), record.dumps()
@@ -179,19 +186,27 @@ class ImageStore:
     # Leases: what live containers use, so that prune keeps it.
 
     async def lease(self, container_id: str, record: ImageRecord) -> None:
+        await anyio.to_thread.run_sync(self.lease_blocking, container_id, record)
+
+    def lease_blocking(self, container_id: str, record: ImageRecord) -> None:
+        """Record that the container uses the image (call with the shared lock held).
+
+        Atomic (rename) but not synced: a lease has to survive the agent, not the host;
+        after a host crash the container it names is gone anyway."""
         document = {
             "container_id": container_id,
             "image_name": record.name,
             "diff_ids": [str(layer.diff_id) for layer in record.layers],
         }
-        await anyio.to_thread.run_sync(
-            self._write_atomically,
-            self._lease_path(container_id),
-            json.dumps(document).encode(),
-        )
+        temporary = self.new_temp_path(".lease")
+        temporary.write_bytes(json.dumps(document).encode())
+        os.replace(temporary, self._lease_path(container_id))
 
     async def release(self, container_id: str) -> None:
-        await anyio.to_thread.run_sync(self._unlink_quietly, self._lease_path(container_id))
+        await anyio.to_thread.run_sync(self.release_blocking, container_id)
+
+    def release_blocking(self, container_id: str) -> None:
+        self._unlink_quietly(self._lease_path(container_id))
 
     async def leases(self) -> list[Lease]:
         return await anyio.to_thread.run_sync(self._read_leases)

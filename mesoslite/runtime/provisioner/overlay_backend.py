@@ -8,7 +8,12 @@ import shutil
 from pathlib import Path
 
 from mesoslite.runtime.provisioner.layer_unpack import LayerFormat
-from mesoslite.runtime.provisioner.mounts import is_mount_point, mount, unmount_all_under
+from mesoslite.runtime.provisioner.mounts import (
+    is_mount_point,
+    mount,
+    unmount,
+    unmount_all_under,
+)
 from mesoslite.runtime.provisioner.rootfs_backend import BackendName, rootfs_path
 
 __all__ = ["OverlayBackend"]
@@ -38,8 +43,16 @@ class OverlayBackend:
     def destroy(self, container_dir: Path) -> None:
         if not container_dir.exists():
             return
-        unmount_all_under(container_dir)
-        shutil.rmtree(container_dir)
+        try:
+            # The usual case: our one mount (the container's own mounts live in its own
+            # mount namespace). No scan of the mount table, which grows with every
+            # running container.
+            unmount(rootfs_path(container_dir))
+            shutil.rmtree(container_dir)
+        except OSError:
+            # Something else is mounted below (a recovery stacked one): every mount goes.
+            unmount_all_under(container_dir)
+            shutil.rmtree(container_dir)
 
     def _mount(self, layers: list[Path], container_dir: Path) -> None:
         if not layers:

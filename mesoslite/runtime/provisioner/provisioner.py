@@ -3,6 +3,12 @@
 <root>/images/                          the ImageStore (shared with `mesoslite image`)
 <root>/provisioner/containers/<id>/     one per container: container.json, rootfs/ and
                                         the backend's own directories (upper/, work/)
+
+A container whose image is already stored is provisioned in one worker-thread call
+(record, lease, container record, mount) and destroyed in another; the image's record is
+parsed once and kept while its file is unchanged. Leases and container records are
+renamed into place but not synced: they only have to survive the agent (after a host
+crash the containers they name are gone).
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ from mesoslite.runtime.provisioner.rootfs_backend import BackendName, RootfsBack
 __all__ = ["ProvisionInfo", "Provisioner", "credentials_of_image"]
 
 _CONTAINER_RECORD = "container.json"
+
+
+class _NotStored(Exception):
+    """The image (or a layer of it) is not in the store: it has to be pulled."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Provisioner:
         self._backend: RootfsBackend | None = None
         self._store: ImageStore | None = None
         self._setup_lock = anyio.Lock()
+        # reference -> (record, (mtime ns, size, inode) of its file when it was read)
+        self._records: dict[str, tuple[ImageRecord, tuple[int, int, int]]] = {}
 
     @property
     def containers_root(self) -> Path:
@@ -140,28 +152,40 @@ class Provisioner:
         store = await self.store()
         return await import_image(store, path, name=name, platform=self.platform, progress=progress)
 
-    async def _image_for(
-        self, image: mesos_pb2.Image, progress: ProgressCallback | None
-    ) -> ImageRecord:
+    @staticmethod
+    def _docker_reference(image: mesos_pb2.Image) -> str:
         if image.type == mesos_pb2.Image.APPC:
             raise UnsupportedImageError(
                 "APPC images are not supported: use an image of type DOCKER (Docker/OCI)"
             )
         if image.type != mesos_pb2.Image.DOCKER or not image.docker.name:
             raise UnsupportedImageError("image must be of type DOCKER with docker.name set")
-        reference = ImageReference.parse(image.docker.name)
-        store = await self.store()
-        if image.cached:
-            record = await store.get(str(reference))
-            if record is not None and await anyio.to_thread.run_sync(store.has_all_layers, record):
-                return record
-            if record is not None and record.source != ImageSource.REGISTRY:
+        return str(ImageReference.parse(image.docker.name))
+
+    def _stored_record(self, store: ImageStore, reference: str) -> ImageRecord:
+        """The stored record of `reference` with all its layers (worker thread)."""
+        path = store.record_path(reference)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise _NotStored() from None
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._records.get(reference)
+        if cached is not None and cached[1] == key:
+            record = cached[0]
+        else:
+            loaded = store.read_record(path)
+            if loaded is None:
+                raise _NotStored()
+            record = loaded
+            self._records[reference] = (record, key)
+        if not store.has_all_layers(record):
+            if record.source != ImageSource.REGISTRY:
                 raise ProvisionerError(
                     f"layers of imported image {record.name} are missing: import it again"
                 )
-        return await self.pull(
-            image.docker.name, credentials=credentials_of_image(image.docker), progress=progress
-        )
+            raise _NotStored()
+        return record
 
     # Containers.
 
@@ -174,36 +198,65 @@ class Provisioner:
     ) -> ProvisionInfo:
         """Make the root filesystem of `image` for a new container. Image.cached (the
         default) uses the local copy when there is one; cached=false asks the registry."""
-        container_dir = self._container_dir(container_id)
-        record = await self._image_for(image, progress)
+        reference = self._docker_reference(image)
         store = await self.store()
         backend = await self.backend()
-        if await anyio.to_thread.run_sync(container_dir.exists):
+        self._container_dir(container_id)  # refuses an id that cannot name a directory
+        if image.cached:
+            try:
+                return await anyio.to_thread.run_sync(
+                    self._provision_stored, container_id, reference, store, backend
+                )
+            except _NotStored:
+                pass
+        record = await self.pull(
+            image.docker.name, credentials=credentials_of_image(image.docker), progress=progress
+        )
+        return await anyio.to_thread.run_sync(
+            self._provision_record, container_id, record, store, backend
+        )
+
+    def _provision_stored(
+        self, container_id: str, reference: str, store: ImageStore, backend: RootfsBackend
+    ) -> ProvisionInfo:
+        record = self._stored_record(store, reference)
+        return self._provision_record(container_id, record, store, backend)
+
+    def _provision_record(
+        self, container_id: str, record: ImageRecord, store: ImageStore, backend: RootfsBackend
+    ) -> ProvisionInfo:
+        """Lease the image, record the container, make its root filesystem (worker
+        thread); on failure nothing of it is left."""
+        container_dir = self._container_dir(container_id)
+        if container_dir.exists():
             raise ProvisionerError(f"container {container_id} already has a root filesystem")
         try:
-            async with store.shared_lock():
-                if not await anyio.to_thread.run_sync(store.has_all_layers, record):
+            with store.shared_lock().held_blocking():
+                if not store.has_all_layers(record):
                     raise ProvisionerError(f"layers of {record.name} were removed meanwhile")
-                await store.lease(container_id, record)
+                store.lease_blocking(container_id, record)
             layers = store.layer_paths(record)
-            await anyio.to_thread.run_sync(
-                _write_container_record, container_dir, container_id, record, backend, layers
-            )
-            rootfs = await anyio.to_thread.run_sync(backend.create, layers, container_dir)
+            _write_container_record(container_dir, container_id, record, backend, layers)
+            rootfs = backend.create(layers, container_dir)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.destroy(container_id)
+            self._destroy_blocking(container_id, store, backend)
             raise
         return ProvisionInfo(rootfs=rootfs, config=record.config, image=record)
 
     async def destroy(self, container_id: str) -> None:
         """Unmount and delete the container's rootfs and release its image (idempotent)."""
-        container_dir = self._container_dir(container_id)
-        stored = await anyio.to_thread.run_sync(_read_container_record, container_dir)
-        backend = backend_named(stored.backend) if stored else await self.backend()
-        await anyio.to_thread.run_sync(backend.destroy, container_dir)
         store = await self.store()
-        await store.release(container_id)
+        backend = await self.backend()
+        await anyio.to_thread.run_sync(self._destroy_blocking, container_id, store, backend)
+
+    def _destroy_blocking(
+        self, container_id: str, store: ImageStore, default_backend: RootfsBackend
+    ) -> None:
+        container_dir = self._container_dir(container_id)
+        stored = _read_container_record(container_dir)
+        backend = backend_named(stored.backend) if stored else default_backend
+        backend.destroy(container_dir)
+        store.release_blocking(container_id)
 
     async def recover(self, known_ids: Collection[str]) -> set[str]:
         """After a restart: keep (and remount if needed) the rootfs of containers in
@@ -265,11 +318,9 @@ def _write_container_record(
         "backend": backend.name.value,
         "layers": [str(layer) for layer in layers],
     }
+    # Renamed into place, not synced (see the module docstring).
     temporary = container_dir / f"{_CONTAINER_RECORD}.part"
-    with temporary.open("w", encoding="utf-8") as target:
-        json.dump(document, target)
-        target.flush()
-        os.fsync(target.fileno())
+    temporary.write_text(json.dumps(document), encoding="utf-8")
     os.replace(temporary, container_dir / _CONTAINER_RECORD)
 
 
