@@ -29,7 +29,13 @@ def _read_table(rootfs: Path, relative: str) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
+# What nearly every image says: root, whose identity needs no look-up in the image.
+_ROOT_SPECS = frozenset({"0", "0:0", "root", "root:root", "root:0", "0:root"})
+
+
 def image_user(spec: str, rootfs: Path) -> UserIdentity:
+    if spec in _ROOT_SPECS:
+        return UserIdentity("root", 0, 0, (0,), "/root")
     user_part, _, group_part = spec.partition(":")
     passwd = [entry for entry in _read_table(rootfs, "etc/passwd") if len(entry) >= 6]
     groups = [entry for entry in _read_table(rootfs, "etc/group") if len(entry) >= 3]

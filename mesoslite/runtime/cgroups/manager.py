@@ -51,7 +51,12 @@ class CgroupManager(Protocol):
         ...
 
     def remove(self, cgroup: str, controllers: Iterable[str]) -> None:
-        """rmdir the cgroup (tolerates its absence)."""
+        """rmdir the cgroup (tolerates its absence), waiting while it is still busy."""
+        ...
+
+    def try_remove(self, cgroup: str, controllers: Iterable[str]) -> bool:
+        """One rmdir attempt without waiting (cheap enough for the event loop); False
+        while a directory is still busy (then use remove() in a worker thread)."""
         ...
 
 

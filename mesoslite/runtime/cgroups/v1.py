@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mesoslite.runtime.cgroups.control_files import try_rmdir, write_control_file
 from mesoslite.runtime.cgroups.layout import CgroupLayout
 
 __all__ = ["CgroupsV1Manager"]
@@ -69,7 +70,7 @@ class CgroupsV1Manager:
         return (self.directory(cgroup, controller) / filename).read_text()
 
     def write(self, cgroup: str, controller: str, filename: str, value: str) -> None:
-        (self.directory(cgroup, controller) / filename).write_text(value)
+        write_control_file(self.directory(cgroup, controller) / filename, value)
 
     def _tracking_controller(self) -> str:
         for controller in ("freezer", "pids", "memory", "cpu", "cpuacct", "devices"):
@@ -109,6 +110,9 @@ class CgroupsV1Manager:
     def remove(self, cgroup: str, controllers: Iterable[str]) -> None:
         for directory in self._directories(cgroup, controllers):
             _rmdir_when_empty(directory)
+
+    def try_remove(self, cgroup: str, controllers: Iterable[str]) -> bool:
+        return all(try_rmdir(directory) for directory in self._directories(cgroup, controllers))
 
 
 def _rmdir_when_empty(directory: Path) -> None:

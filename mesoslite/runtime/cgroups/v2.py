@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mesoslite.runtime.cgroups.control_files import try_rmdir, write_control_file
 from mesoslite.runtime.cgroups.layout import CgroupLayout
 
 __all__ = ["CgroupsV2Manager"]
@@ -69,7 +70,7 @@ class CgroupsV2Manager:
         return (self._root / cgroup / filename).read_text()
 
     def write(self, cgroup: str, controller: str, filename: str, value: str) -> None:
-        (self._root / cgroup / filename).write_text(value)
+        write_control_file(self._root / cgroup / filename, value)
 
     def kill_all(self, cgroup: str) -> None:
         directory = self._root / cgroup
@@ -88,6 +89,9 @@ class CgroupsV2Manager:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"cgroup {cgroup} still has processes {pids}")
             time.sleep(_POLL_SECONDS)
+
+    def try_remove(self, cgroup: str, controllers: Iterable[str]) -> bool:
+        return try_rmdir(self._root / cgroup)
 
     def remove(self, cgroup: str, controllers: Iterable[str]) -> None:
         directory = self._root / cgroup

@@ -3,9 +3,16 @@
 Each container gets "<root name>/<container id>" in the hierarchies of its controllers
 (v1, hybrid) or one directory of the unified hierarchy (v2). prepare() creates it and
 hands the launcher the files to write to join it before exec; cleanup() removes it.
-All cgroupfs access runs in worker threads. A nested container that shares its parent's
-cgroups (LinuxInfo.share_cgroups, the default) joins the parent's and gets none of its
-own: its usage is its parent's.
+
+Making a cgroup and writing its limits are in-memory kernel operations of a few
+microseconds: they run on the event loop, which saves a worker-thread round trip per
+isolator per container. Removal tries once on the loop and only waits (in a worker
+thread) for a cgroup that is still busy; usage samples run in worker threads. What
+every container gets alike is written once into the agent's root cgroup, which new
+cgroups inherit at creation (the devices whitelist, memory.swappiness).
+
+A nested container that shares its parent's cgroups (LinuxInfo.share_cgroups, the
+default) joins the parent's and gets none of its own: its usage is its parent's.
 
 cgroups/devices is v1 only (hybrid included): v2 controls devices with an eBPF program
 attached to the cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), which would need a hand-assembled
@@ -15,6 +22,7 @@ program loaded through bpf(2); on v2 the isolator refuses to start rather than p
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -80,6 +88,7 @@ class _CgroupsIsolator(IsolatorBase):
         # Nested containers in an ancestor's cgroups -> that ancestor (nothing of theirs
         # to clean up).
         self._sharing: dict[str, str] = {}
+        self._root_prepared = False
 
     @property
     def controllers(self) -> list[str]:
@@ -92,7 +101,10 @@ class _CgroupsIsolator(IsolatorBase):
         return await anyio.to_thread.run_sync(function)
 
     def _apply_limits(self, cgroup: str, limits: ResourceLimits, config: ContainerConfig) -> None:
-        """Write the limits into the cgroup (worker thread)."""
+        """Write the limits into the new cgroup."""
+
+    def _prepare_root(self) -> None:
+        """Once, before the first container's cgroup: settings children inherit."""
 
     async def recover(self, containers: list[RecoveredContainer], orphans: set[str]) -> None:
         # The cgroups are still there; orphans' are removed by cleanup().
@@ -111,13 +123,13 @@ class _CgroupsIsolator(IsolatorBase):
             return LaunchInfo(cgroup_join_files=owner_files, shares_parent_cgroups=True)
         cgroup = self._cgroup(container_id)
         limits = ResourceLimits.from_resources(config.resources)
-
-        def create() -> None:
-            self._cgroups.create(cgroup, controllers)
-            self._apply_limits(cgroup, limits, config)
-
-        await self._run(create)
+        if not self._root_prepared:
+            self._cgroups.create(self._root_name, controllers)
+            self._prepare_root()
+            self._root_prepared = True
+        self._cgroups.create(cgroup, controllers)
         self._known[container_id] = limits
+        self._apply_limits(cgroup, limits, config)
         return LaunchInfo(cgroup_join_files=self._cgroups.join_files(cgroup, controllers))
 
     async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
@@ -137,15 +149,24 @@ class _CgroupsIsolator(IsolatorBase):
             return
         cgroup = self._cgroup(container_id)
         controllers = self.controllers
+        # The launcher has killed every process of the container by now: the cgroup is
+        # usually empty and goes at once.
+        if not self._cgroups.try_remove(cgroup, controllers):
+            await self._run(lambda: self._cgroups.remove(cgroup, controllers))
 
-        # The launcher has killed every process of the container by now.
-        await self._run(lambda: self._cgroups.remove(cgroup, controllers))
-
-    def _count_lines(self, cgroup: str, controller: str, filename: str) -> int:
-        try:
-            return len(self._cgroups.read(cgroup, controller, filename).split())
-        except FileNotFoundError:
-            return 0
+    def _count_in_subtree(self, cgroup: str, controller: str, filename: str) -> int:
+        """Lines of `filename` in the cgroup and every cgroup below it: the launcher
+        tracks nested containers that share this one's cgroups in child cgroups (v1
+        lists only a cgroup's own members)."""
+        directory = self._cgroups.directory(cgroup, controller)
+        total = 0
+        for current, _, _ in os.walk(directory):
+            try:
+                with open(os.path.join(current, filename), "rb") as listing:
+                    total += len(listing.read().split())
+            except FileNotFoundError:
+                continue
+        return total
 
 
 class CgroupsCpuIsolator(_CgroupsIsolator):
@@ -184,7 +205,7 @@ class CgroupsCpuIsolator(_CgroupsIsolator):
             return
         write(cgroup, "cpu", "cpu.shares", str(shares))
         if self._enforce_quota:
-            write(cgroup, "cpu", "cpu.cfs_period_us", str(CFS_PERIOD_MICROSECONDS))
+            # A new cgroup's period is the kernel's default, which is ours.
             write(cgroup, "cpu", "cpu.cfs_quota_us", str(quota))
 
     def _sample(self, container_id: str) -> mesos_pb2.ResourceStatistics:
@@ -196,16 +217,16 @@ class CgroupsCpuIsolator(_CgroupsIsolator):
             statistics.cpus_user_time_secs = cpu_stat.get("user_usec", 0) / 1e6
             statistics.cpus_system_time_secs = cpu_stat.get("system_usec", 0) / 1e6
             statistics.cpus_throttled_time_secs = cpu_stat.get("throttled_usec", 0) / 1e6
-            statistics.threads = self._count_lines(cgroup, "cpu", "cgroup.threads")
+            statistics.threads = self._count_in_subtree(cgroup, "cpu", "cgroup.threads")
         else:
             accounting = parse_flat_keyed(read(cgroup, "cpuacct", "cpuacct.stat"))
             statistics.cpus_user_time_secs = accounting.get("user", 0) / _USER_HZ
             statistics.cpus_system_time_secs = accounting.get("system", 0) / _USER_HZ
             statistics.cpus_throttled_time_secs = cpu_stat.get("throttled_time", 0) / 1e9
-            statistics.threads = self._count_lines(cgroup, "cpu", "tasks")
+            statistics.threads = self._count_in_subtree(cgroup, "cpu", "tasks")
         statistics.cpus_nr_periods = cpu_stat.get("nr_periods", 0)
         statistics.cpus_nr_throttled = cpu_stat.get("nr_throttled", 0)
-        statistics.processes = self._count_lines(cgroup, "cpu", "cgroup.procs")
+        statistics.processes = self._count_in_subtree(cgroup, "cpu", "cgroup.procs")
         limits = self._known.get(container_id)
         if limits is not None and limits.cpus is not None:
             statistics.cpus_limit = limits.cpus
@@ -221,6 +242,11 @@ class CgroupsMemIsolator(_CgroupsIsolator):
     """memory limit; an OOM kill ends the container with REASON_CONTAINER_LIMITATION_MEMORY."""
 
     name = "cgroups/mem"
+
+    def __init__(self, cgroups: CgroupManager, root_name: str = DEFAULT_CGROUPS_ROOT_NAME):
+        super().__init__(cgroups, root_name)
+        self._has_memsw: bool | None = None
+        self._swappiness_inherited = False
 
     @property
     def controllers(self) -> list[str]:
@@ -239,9 +265,11 @@ class CgroupsMemIsolator(_CgroupsIsolator):
             with contextlib.suppress(FileNotFoundError):
                 self._cgroups.write(cgroup, "memory", "memory.swap.max", "0")
             return
-        directory = self._cgroups.directory(cgroup, "memory")
         self._cgroups.write(cgroup, "memory", "memory.soft_limit_in_bytes", str(limit))
-        if (directory / "memory.memsw.limit_in_bytes").exists():
+        if self._has_memsw is None:
+            directory = self._cgroups.directory(cgroup, "memory")
+            self._has_memsw = (directory / "memory.memsw.limit_in_bytes").exists()
+        if self._has_memsw:
             # memsw >= limit must hold at every step: raise whichever keeps it true first.
             current = int(self._cgroups.read(cgroup, "memory", "memory.limit_in_bytes"))
             order = ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
@@ -251,7 +279,18 @@ class CgroupsMemIsolator(_CgroupsIsolator):
                 self._cgroups.write(cgroup, "memory", filename, str(limit))
         else:
             self._cgroups.write(cgroup, "memory", "memory.limit_in_bytes", str(limit))
-        self._cgroups.write(cgroup, "memory", "memory.swappiness", "0")
+        if not self._swappiness_inherited:
+            self._cgroups.write(cgroup, "memory", "memory.swappiness", "0")
+
+    def _prepare_root(self) -> None:
+        if self._cgroups.version == 2:
+            return
+        # Inherited by every container cgroup made after it.
+        try:
+            self._cgroups.write(self._root_name, "memory", "memory.swappiness", "0")
+            self._swappiness_inherited = True
+        except OSError:
+            self._swappiness_inherited = False
 
     def _oom_kills(self, cgroup: str) -> int:
         filename = "memory.events" if self._cgroups.version == 2 else "memory.oom_control"
@@ -266,8 +305,8 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         limits = self._known.get(container_id)
         if limits is None:
             return None
-        cgroup = self._cgroup(container_id)
-        if await self._run(lambda: self._oom_kills(cgroup)) == 0:
+        # One small read of an in-memory file, on the loop.
+        if self._oom_kills(self._cgroup(container_id)) == 0:
             return None
         limit = limits.mem_bytes
         described = f" of {limit // (1024 * 1024)} MB" if limit is not None else ""
@@ -357,7 +396,7 @@ class CgroupsPidsIsolator(_CgroupsIsolator):
 
         def sample() -> mesos_pb2.ResourceStatistics:
             statistics = mesos_pb2.ResourceStatistics(timestamp=time.time())
-            statistics.processes = self._count_lines(cgroup, "pids", "cgroup.procs")
+            statistics.processes = self._count_in_subtree(cgroup, "pids", "cgroup.procs")
             statistics.threads = int(self._cgroups.read(cgroup, "pids", "pids.current"))
             return statistics
 
@@ -395,15 +434,30 @@ class CgroupsDevicesIsolator(_CgroupsIsolator):
             raise ValueError("cgroups/devices supports cgroup v1 and hybrid only (v2 needs eBPF)")
         super().__init__(cgroups, root_name)
         self._allowed = allowed
+        self._inherited = False
 
     @property
     def controllers(self) -> list[str]:
         return ["devices"]
 
     def _apply_limits(self, cgroup: str, limits: ResourceLimits, config: ContainerConfig) -> None:
+        if not self._inherited:
+            self._write_rules(cgroup)
+
+    def _write_rules(self, cgroup: str) -> None:
         self._cgroups.write(cgroup, "devices", "devices.deny", "a")
         for rule in self._allowed:
             self._cgroups.write(cgroup, "devices", "devices.allow", rule)
+
+    def _prepare_root(self) -> None:
+        # A new devices cgroup starts with its parent's whitelist. The root cannot be
+        # narrowed while it has children (a previous agent's): then each container
+        # gets the rules written itself.
+        try:
+            self._write_rules(self._root_name)
+            self._inherited = True
+        except OSError:
+            self._inherited = False
 
     def _update_limits(self, cgroup: str, limits: ResourceLimits) -> None:
         return None

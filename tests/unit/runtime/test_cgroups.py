@@ -82,6 +82,8 @@ def test_v1_manager_creates_co_mounted_directories_once(tmp_path: Path) -> None:
         tmp_path / "cpu,cpuacct" / "mesoslite" / "c1" / "tasks",
         tmp_path / "memory" / "mesoslite" / "c1" / "tasks",
     ]
+    # cgroupfs makes the control files; writes never create one.
+    (tmp_path / "memory" / "mesoslite" / "c1" / "memory.limit_in_bytes").write_text("max")
     manager.write("mesoslite/c1", "memory", "memory.limit_in_bytes", "1024")
     assert manager.read("mesoslite/c1", "memory", "memory.limit_in_bytes") == "1024"
     (tmp_path / "memory" / "mesoslite" / "c1" / "memory.limit_in_bytes").unlink()
