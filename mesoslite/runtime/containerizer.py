@@ -90,6 +90,7 @@ from mesoslite.runtime.launcher import (
     LaunchRequest,
     ParentLink,
     PosixLauncher,
+    Supervisor,
     UserIdentity,
 )
 from mesoslite.runtime.pause import PAUSE_PROGRAM_NAME, write_pause_program
@@ -378,12 +379,22 @@ class MesosContainerizer:
             # Its I/O relay lives in the agent: it cannot outlive the agent anyway.
             config = dataclasses.replace(config, checkpoint=False)
             container.config = config
-        supervisor = None
+        supervisor: Supervisor | None = None
         if config.checkpoint:
             if self._reaper is None or self._task_group is None:
                 raise LaunchError("checkpointed containers need the containerizer's runtime_dir")
             await self._reaper.start(self._task_group)
             supervisor = self._reaper
+        elif (
+            self._launcher.forks_through_reaper
+            and self._reaper is not None
+            and self._task_group is not None
+            and not needs_switchboard(config)
+        ):
+            # Cheaper than forking the agent (see reaper.py); a switchboard's
+            # descriptors stay in the agent, so those containers fork here.
+            await self._reaper.start(self._task_group)
+            supervisor = self._reaper.forking()
         if config.pause:
             command = self._pause_command()
         else:

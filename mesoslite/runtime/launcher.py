@@ -114,6 +114,10 @@ class LaunchRequest:
 
 
 class Launcher(Protocol):
+    # True when forking through the container reaper is cheaper than launching in the
+    # agent (a fork of the agent's heap); posix_spawn is cheap either way.
+    forks_through_reaper: bool
+
     async def launch(self, request: LaunchRequest) -> WatchedProcess:
         """Start the process (held before exec where the launcher can hold it)."""
         ...
@@ -196,6 +200,8 @@ def _exec_in_child(request: LaunchRequest, error_pipe: int) -> None:
 
 class PosixLauncher:
     """Plain processes: own session and process group; no namespaces, no root needed."""
+
+    forks_through_reaper = False
 
     async def launch(self, request: LaunchRequest) -> WatchedProcess:
         user = request.user

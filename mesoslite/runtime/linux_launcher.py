@@ -329,6 +329,8 @@ def fork_with_plan(plan: ChildPlan, own_pid_namespace: int) -> int:
 class LinuxLauncher:
     """Containers in namespaces, tracked in a cgroup; needs root."""
 
+    forks_through_reaper = True
+
     def __init__(
         self,
         cgroups: CgroupManager | None,
@@ -351,7 +353,10 @@ class LinuxLauncher:
     def _tracking_controller(self) -> str | None:
         if self._cgroups is None:
             return None
-        for controller in ("freezer", "pids", "memory", "cpu"):
+        # pids first: with the cgroups/pids isolator the container is in a pids cgroup
+        # anyway, and tracking costs no cgroup of its own. (A container in its own pid
+        # namespace dies whole with its PID 1, so freezing before the kill is moot.)
+        for controller in ("pids", "freezer", "memory", "cpu"):
             if self._cgroups.available(controller):
                 return controller
         return None
@@ -372,10 +377,13 @@ class LinuxLauncher:
                 self._nested_cgroups[request.container_id] = cgroup
             else:
                 cgroup = self._cgroup(request.container_id)
-            await anyio.to_thread.run_sync(cgroups.create, cgroup, [controller])
             tracking_files = cgroups.join_files(cgroup, [controller])
             extra = [f for f in tracking_files if f not in plan.cgroup_join_files]
-            plan = _with_join_files(plan, plan.cgroup_join_files + extra)
+            if extra:
+                # Not one an isolator made already. A mkdir in cgroupfs: in memory,
+                # microseconds, done on the loop.
+                cgroups.create(cgroup, [controller])
+                plan = _with_join_files(plan, plan.cgroup_join_files + extra)
         if request.supervisor is not None:
             return await request.supervisor.launch_linux(request.container_id, plan)
         return await self._fork(plan)
@@ -435,6 +443,9 @@ class LinuxLauncher:
         cgroups, controller = self._cgroups, self._tracking
         cgroup = self._cgroup(container_id)
         self._nested_cgroups.pop(container_id, None)
+        # Usually its processes are gone already: then one rmdir on the loop does.
+        if not cgroups.pids(cgroup, controller) and cgroups.try_remove(cgroup, [controller]):
+            return
 
         def kill_and_remove() -> None:
             # Nested containers' cgroups first (bottom up): a cgroup with children

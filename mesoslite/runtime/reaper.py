@@ -7,6 +7,12 @@ use), hands the agent a pidfd, reaps each one, writes its exit record atomically
 tells the agent if one is connected. One reaper serves every container of an agent;
 none is started per container. It exits when it has no children and no agent.
 
+The linux launcher forks the agent's other containers here as well (without exit
+records): forking this small process costs a fraction of forking the agent's heap (the
+page tables, the child's copy-on-write faults, exec's unmapping), and the work leaves
+the agent's event loop. Forks do not wait for each other: a child's report pipe (EOF
+at exec, a message if its set-up failed) is watched like everything else.
+
 Measured alternatives (2 vCPUs, posix_spawn + exit of /bin/true): plain 1.2 ms; under
 an `sh -c '"$@"; echo $? > status'` wrapper 2.2 ms (and one shell per running
 container); a forked copy of the agent as supervisor costs a fork of its whole heap
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mesoslite.runtime.launcher import LaunchError
-from mesoslite.runtime.linux_launcher import ChildPlan, fork_with_plan
+from mesoslite.runtime.linux_launcher import ChildPlan, start_child
 from mesoslite.runtime.reaper_protocol import (
     MAX_MESSAGE_BYTES,
     decode,
@@ -49,8 +55,10 @@ class Reaper:
         self._runtime_dir = runtime_dir
         self._selector = selectors.DefaultSelector()
         self._agent: socket.socket | None = None
-        # pidfd -> (container id, pid)
-        self._children: dict[int, tuple[str, int]] = {}
+        # pidfd -> (container id, pid, whether its exit is recorded)
+        self._children: dict[int, tuple[str, int, bool]] = {}
+        # report pipe -> (container id, pid, pidfd, record its exit): forked, not exec'd
+        self._starting: dict[int, tuple[str, int, int, bool]] = {}
         runtime_dir.mkdir(parents=True, exist_ok=True)
         path = socket_path(runtime_dir)
         with contextlib.suppress(FileNotFoundError):
@@ -65,7 +73,7 @@ class Reaper:
     def run(self) -> None:
         served_anyone = False
         while True:
-            idle = self._agent is None and not self._children
+            idle = self._agent is None and not self._children and not self._starting
             if idle and served_anyone:
                 return
             # Started but never reached: give up after a while instead of lingering.
@@ -78,6 +86,8 @@ class Reaper:
                     served_anyone = True
                 elif key.data == "agent":
                     self._serve_agent()
+                elif key.data == "report":
+                    self._reported(key.fd)
                 else:
                     self._reap(key.fd)
 
@@ -115,31 +125,54 @@ class Reaper:
         if not data:
             self._drop_agent()
             return
-        kind, container_id, payload = decode(data)
+        kind, container_id, payload, *rest = decode(data)
+        record_exit = bool(rest[0]) if rest else True
         try:
             if kind == "posix" and isinstance(payload, SpawnSpec):
                 pid = posix_spawn(payload)
             elif kind == "linux" and isinstance(payload, ChildPlan):
-                pid = fork_with_plan(payload, self._own_pid_namespace)
+                pid, report = start_child(payload, self._own_pid_namespace)
+                self._starting[report] = (container_id, pid, os.pidfd_open(pid), record_exit)
+                self._selector.register(report, selectors.EVENT_READ, "report")
+                return
             else:
                 raise ValueError(f"unknown launch kind {kind!r}")
         except (SpawnError, LaunchError, OSError, ValueError) as error:
             self._send(("failed", container_id, str(error)))
             return
-        pidfd = os.pidfd_open(pid)
-        self._children[pidfd] = (container_id, pid)
+        self._watch(container_id, pid, os.pidfd_open(pid), record_exit)
+
+    def _watch(self, container_id: str, pid: int, pidfd: int, record_exit: bool) -> None:
+        self._children[pidfd] = (container_id, pid, record_exit)
         self._selector.register(pidfd, selectors.EVENT_READ, "child")
         self._send(("launched", container_id, pid), [pidfd])
 
+    def _reported(self, report: int) -> None:
+        """A forked child exec'd (EOF) or says why it could not."""
+        container_id, pid, pidfd, record_exit = self._starting.pop(report)
+        self._selector.unregister(report)
+        try:
+            message = os.read(report, 4096)
+        finally:
+            os.close(report)
+        if not message:
+            self._watch(container_id, pid, pidfd, record_exit)
+            return
+        # It _exits right after writing: reaping it does not wait long.
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+        self._send(("failed", container_id, message.decode(errors="replace")))
+
     def _reap(self, pidfd: int) -> None:
-        container_id, pid = self._children[pidfd]
+        container_id, pid, record_exit = self._children[pidfd]
         reaped, status = os.waitpid(pid, os.WNOHANG)
         if reaped == 0:
             return
         self._selector.unregister(pidfd)
         os.close(pidfd)
         del self._children[pidfd]
-        write_exit_record(self._runtime_dir, container_id, pid, status)
+        if record_exit:
+            write_exit_record(self._runtime_dir, container_id, pid, status)
         self._send(("exited", container_id, pid, status))
 
 

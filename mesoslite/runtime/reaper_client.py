@@ -26,7 +26,7 @@ from mesoslite.runtime.reaper_protocol import (
 )
 from mesoslite.runtime.spawn import SpawnSpec, posix_spawn
 
-__all__ = ["ReaperClient", "SupervisedProcess", "reaper_command"]
+__all__ = ["ForkingThroughReaper", "ReaperClient", "SupervisedProcess", "reaper_command"]
 
 # How long a freshly started reaper may take to open its socket.
 _STARTUP_ATTEMPTS = 500
@@ -192,7 +192,9 @@ class ReaperClient:
             if process is not None:
                 process.exited(int(message[3]))
 
-    async def _launch(self, kind: str, container_id: str, payload: object) -> SupervisedProcess:
+    async def _launch(
+        self, kind: str, container_id: str, payload: object, record_exit: bool = True
+    ) -> SupervisedProcess:
         if self._socket is None:
             raise LaunchError("not connected to the container reaper")
         event = anyio.Event()
@@ -201,7 +203,7 @@ class ReaperClient:
         try:
             async with self._send_lock:
                 await anyio.wait_writable(self._socket)
-                self._socket.send(encode((kind, container_id, payload)))
+                self._socket.send(encode((kind, container_id, payload, record_exit)))
             await event.wait()
         finally:
             self._pending.pop(container_id, None)
@@ -217,6 +219,10 @@ class ReaperClient:
 
     async def launch_linux(self, container_id: str, plan: ChildPlan) -> SupervisedProcess:
         return await self._launch("linux", container_id, plan)
+
+    def forking(self) -> ForkingThroughReaper:
+        """A supervisor for containers that need no exit record (not checkpointed)."""
+        return ForkingThroughReaper(self)
 
     def reattach(self, container_id: str, pid: int) -> SupervisedProcess | None:
         """Watch a container found again after a restart. None if its process is gone
@@ -240,3 +246,18 @@ class ReaperClient:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+class ForkingThroughReaper:
+    """The reaper as the linux launcher's fork for containers that are not checkpointed:
+    a fork of the small reaper instead of the agent's heap, off the event loop; their
+    exits are not recorded on disk."""
+
+    def __init__(self, client: ReaperClient) -> None:
+        self._client = client
+
+    async def launch_posix(self, container_id: str, spec: SpawnSpec) -> SupervisedProcess:
+        return await self._client._launch("posix", container_id, spec, record_exit=False)
+
+    async def launch_linux(self, container_id: str, plan: ChildPlan) -> SupervisedProcess:
+        return await self._client._launch("linux", container_id, plan, record_exit=False)

@@ -3,14 +3,15 @@
 One SOCK_SEQPACKET connection; each message is one pickled tuple (both ends are our
 own code, same version, same host, a root-owned socket):
 
-    agent -> reaper   ("posix", container_id, SpawnSpec)
-                      ("linux", container_id, ChildPlan)
+    agent -> reaper   ("posix", container_id, SpawnSpec, record_exit)
+                      ("linux", container_id, ChildPlan, record_exit)
     reaper -> agent   ("launched", container_id, pid)      + the pidfd (SCM_RIGHTS)
                       ("failed", container_id, message)
                       ("exited", container_id, pid, wait_status)
 
 Exit records survive both: `<runtime dir>/exits/<container id>` holds "pid status",
-written atomically by the reaper before it tells the agent.
+written atomically by the reaper before it tells the agent, for the containers launched
+with `record_exit` (checkpointed ones; the others it only forks and reaps).
 """
 
 from __future__ import annotations
