@@ -190,13 +190,43 @@ def _validate_command_info(command: mesos_pb2.CommandInfo) -> str | None:
     return None
 
 
+# Volume.Source type -> the member it needs (`common::validation::validateVolume`).
+_VOLUME_SOURCE_MEMBERS = {
+    mesos_pb2.Volume.Source.DOCKER_VOLUME: ("docker_volume", "DOCKER_VOLUME volume"),
+    mesos_pb2.Volume.Source.HOST_PATH: ("host_path", "HOST_PATH volume"),
+    mesos_pb2.Volume.Source.SANDBOX_PATH: ("sandbox_path", "SANDBOX_PATH volume"),
+    mesos_pb2.Volume.Source.SECRET: ("secret", "SECRET volume"),
+    mesos_pb2.Volume.Source.CSI_VOLUME: ("csi_volume", "CSI volume"),
+}
+
+
+def _validate_volume(volume: mesos_pb2.Volume) -> str | None:
+    sources = sum(volume.HasField(name) for name in ("host_path", "image", "source"))
+    if sources != 1:
+        return "Only one of them should be set: 'host_path', 'image' and 'source'"
+    if not volume.HasField("source"):
+        return None
+    member = _VOLUME_SOURCE_MEMBERS.get(volume.source.type)
+    if member is None:
+        return "'source.type' is unknown"
+    name, kind = member
+    if not volume.source.HasField(name):  # type: ignore[arg-type]
+        return f"'source.{name}' is not set for {kind}"
+    if name == "csi_volume" and not volume.source.csi_volume.HasField("static_provisioning"):
+        return "'source.csi_volume.static_provisioning' is not set for CSI volume"
+    return None
+
+
 def _validate_container_info(container: mesos_pb2.ContainerInfo) -> str | None:
-    if container.type == mesos_pb2.ContainerInfo.DOCKER and not container.HasField("docker"):
-        return "DockerInfo 'docker' is not set for DOCKER typed ContainerInfo"
     for volume in container.volumes:
-        sources = sum(volume.HasField(name) for name in ("host_path", "image", "source"))
-        if sources > 1:
-            return "Only one of them should be set: 'host_path', 'image' and 'source'"
+        error = _validate_volume(volume)
+        if error is not None:
+            return f"Invalid volume: {error}"
+    if container.type == mesos_pb2.ContainerInfo.DOCKER:
+        if not container.HasField("docker"):
+            return "DockerInfo 'docker' is not set for DOCKER typed ContainerInfo"
+        if any(parameter.key == "name" for parameter in container.docker.parameters):
+            return "Parameter in DockerInfo must not be 'name'"
     return None
 
 
