@@ -40,6 +40,11 @@ class Config:
     # A leader steps down after an election timeout without hearing from a majority, and
     # followers that heard from a leader within one ignore vote requests (leader lease).
     check_quorum: bool = True
+    # Send every follower an append as soon as the commit index moves (etcd's way), so
+    # that followers apply at once. Off: followers learn it from the next append or
+    # heartbeat, at most `heartbeat_ticks` later; a lone writer then costs half the
+    # messages (no extra round of appends and answers per commit).
+    broadcast_commit: bool = True
 
     def validate(self) -> None:
         if self.id == NO_NODE or self.id < 0:

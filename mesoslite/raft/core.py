@@ -87,6 +87,7 @@ class RaftCore:
         "_rng",
         "_step_role",
         "_tick_role",
+        "broadcast_commit",
         "check_quorum",
         "election_elapsed_ticks",
         "election_ticks",
@@ -120,6 +121,7 @@ class RaftCore:
         self.heartbeat_ticks = config.heartbeat_ticks
         self.check_quorum = config.check_quorum
         self.pre_vote = config.pre_vote
+        self.broadcast_commit = config.broadcast_commit
         self.max_msg_size_bytes = config.max_msg_size_bytes
         self.max_uncommitted_bytes = config.max_uncommitted_bytes
         # Entry bytes this leader appended that are not yet handed out as committed.
@@ -605,7 +607,7 @@ class RaftCore:
                 progress.become_replicate()
         else:
             progress.acknowledged_up_to(m.index)
-        if self._maybe_commit():
+        if self._maybe_commit() and self.broadcast_commit:
             self._broadcast_queued = True  # followers learn the new commit index
         else:
             self._queue_append(m.from_id, was_paused)

@@ -4,8 +4,10 @@ peer transport and the registry state machine.
 One task owns the `RawNode`. Everything else reaches it through this service, on the
 event loop: peers' messages (`deliver`), proposals (`propose_nowait` / `propose`),
 linearizable reads (`read_barrier`) and membership changes. The loop takes each Ready
-in the order `mesoslite.raft.ready` prescribes: persist (group commit, fsync), then
-send, then apply committed entries to the registry, then answer reads, then advance.
+in the order `mesoslite.raft.ready` prescribes: persist (one write and one fdatasync per
+Ready, which holds every proposal made since the last: group commit), then send, then
+apply committed entries to the registry, then answer reads, then advance. A leader sends
+before it persists, as etcd's does (see `_ready_loop`).
 
 A proposal is answered once its entry is applied: with the registry's verdict
 (`OperationRejected`), or `ProposalLostError` when another leader's entry took its
@@ -185,6 +187,10 @@ class ReplicaService:
                 election_ticks=timing.election_ticks,
                 heartbeat_ticks=timing.heartbeat_ticks,
                 applied_index=snapshot.metadata.index,
+                # Followers learn a commit from the next append or heartbeat (a tick at
+                # most): only the leader answers clients, so an extra round of messages
+                # per commit would buy nothing but CPU.
+                broadcast_commit=False,
             )
         )
         self._transport: PeerTransport | None = None
@@ -493,7 +499,24 @@ class ReplicaService:
             self._wakeup = anyio.Event()
             while node.has_ready():
                 ready = node.ready()
-                if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                # A leader's messages (appends, heartbeats) need nothing of its own disk:
+                # they go out first, so that its fsync and its followers' overlap (Raft
+                # thesis 10.2.1). Its entries count toward a commit before they are
+                # durable here, but nothing shows that commit (no answer, no commit
+                # index sent, nothing applied) before the next Ready, which comes only
+                # after this one's writes are durable. Anyone else's messages (votes,
+                # acknowledgements) wait for the disk.
+                early = bool(ready.messages) and node.is_leader
+                if early:
+                    self._send(ready.messages)
+                if ready.snapshot is not None or (
+                    (ready.hard_state is not None or ready.entries)
+                    and not storage.try_persist_now(
+                        hard_state=ready.hard_state,
+                        entries=ready.entries,
+                        must_sync=ready.must_sync,
+                    )
+                ):
                     await storage.persist(
                         hard_state=ready.hard_state,
                         entries=ready.entries,
@@ -502,9 +525,8 @@ class ReplicaService:
                     )
                 if ready.snapshot is not None:
                     self._restore(ready.snapshot)
-                if ready.messages:
-                    assert self._transport is not None
-                    self._transport.send(ready.messages)
+                if ready.messages and not early:
+                    self._send(ready.messages)
                 conf_changed = self._apply(ready.committed_entries)
                 if ready.read_states:
                     self._answer_reads(ready.read_states)
@@ -514,6 +536,10 @@ class ReplicaService:
                 self._observe(ready.soft_state is not None or conf_changed)
                 if ready.committed_entries:
                     await self._maybe_snapshot()
+
+    def _send(self, messages: list[Message]) -> None:
+        assert self._transport is not None
+        self._transport.send(messages)
 
     def _observe(self, changed: bool) -> None:
         node = self._node

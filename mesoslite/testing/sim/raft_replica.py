@@ -53,6 +53,10 @@ class ReplicaOptions:
     tick_steps: int = 10  # simulated steps per Raft tick on this replica's clock
     pre_vote: bool = True
     check_quorum: bool = True
+    broadcast_commit: bool = True
+    # A leader sends its Ready's messages before persisting it (as etcd's leader and the
+    # ReplicaService do): its fsync overlaps its followers'.
+    leader_sends_before_sync: bool = False
     max_msg_size_bytes: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_bytes: int | None = 4096
@@ -192,6 +196,7 @@ class SimReplica:
                 max_uncommitted_bytes=options.max_uncommitted_bytes,
                 pre_vote=options.pre_vote,
                 check_quorum=options.check_quorum,
+                broadcast_commit=options.broadcast_commit,
             )
         )
         self.incarnation += 1
@@ -300,11 +305,15 @@ class SimReplica:
                 node.term,
                 LogView(node.log_term, storage.first_index(), node.last_index),
             )
-        if self.options.bug_send_before_sync:
+        options = self.options
+        early = options.bug_send_before_sync or (
+            options.leader_sends_before_sync and node.is_leader
+        )
+        if early:
             self._send(ready.messages)
         if not self._persist(ready):
             return False
-        if not self.options.bug_send_before_sync:
+        if not early:
             self._send(ready.messages)
         self._apply(ready)
         node.advance(ready)

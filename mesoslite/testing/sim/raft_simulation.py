@@ -84,6 +84,9 @@ class SimulationOptions:
     def swarm(cls, seed: int) -> SimulationOptions:
         """Options drawn from the seed, so that many seeds explore many configurations."""
         rng = random.Random(seed)
+        # Options added later draw from their own generator, so that every seed keeps
+        # the configuration it had before they existed.
+        later = random.Random(f"later options of {seed}")
         election_ticks = rng.choice([5, 10, 10, 20])
         tick_steps = 10
         replica = ReplicaOptions(
@@ -98,6 +101,8 @@ class SimulationOptions:
             snapshot_interval_entries=rng.choice([5, 20, 100, 1000]),
             compaction_keep_entries=rng.choice([0, 5, 50]),
             crash_before_sync_probability=rng.choice([0.0, 0.001, 0.005]),
+            broadcast_commit=later.random() < 0.5,
+            leader_sends_before_sync=later.random() < 0.5,
         )
         # A round trip must fit well within an election timeout or nobody gets elected.
         latency_max_steps = rng.randint(1, election_ticks * tick_steps // 4)

@@ -182,3 +182,44 @@ async def test_a_failed_fsync_fails_this_and_every_later_write(
         with pytest.raises(WalFailedError):
             await storage.persist(entries=entries(2, 2))
         assert storage.last_index() == 1, "nothing unsynced is visible"
+
+
+async def test_a_write_now_is_durable_and_visible_when_it_returns(tmp_path: Path) -> None:
+    async with open_durable_storage(tmp_path) as storage:
+        assert storage.try_persist_now(entries=entries(1, 3), hard_state=HardState(1, 1, 0))
+        assert log_of(storage) == entries(1, 3)
+        assert storage.try_persist_now(hard_state=HardState(1, 1, 3), must_sync=False)
+        await storage.persist(entries=entries(4, 4))  # the queued path goes on after it
+        with pytest.raises(ValueError, match="gap"):
+            storage.try_persist_now(entries=entries(6, 6))
+    async with open_durable_storage(tmp_path) as storage:
+        assert log_of(storage) == entries(1, 4)
+        assert storage.hard_state == HardState(1, 1, 3)
+
+
+async def test_no_write_now_while_a_queued_write_is_pending(tmp_path: Path) -> None:
+    async with open_durable_storage(tmp_path) as storage, anyio.create_task_group() as group:
+        group.start_soon(lambda: storage.persist(entries=entries(1, 2)))
+        await anyio.sleep(0)  # the write is queued or being written
+        assert not storage.try_persist_now(entries=entries(3, 3)), "it would overtake"
+    async with open_durable_storage(tmp_path) as storage:
+        assert log_of(storage) == entries(1, 2)
+
+
+async def test_a_failed_write_now_fails_every_later_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    async with open_durable_storage(tmp_path) as storage:
+        assert storage.try_persist_now(entries=entries(1, 1))
+        monkeypatch.setattr(os, "fdatasync", broken_fdatasync)
+        with pytest.raises(WalFailedError):
+            storage.try_persist_now(entries=entries(2, 2))
+        monkeypatch.undo()
+        with pytest.raises(WalFailedError):
+            storage.try_persist_now(entries=entries(2, 2))
+        with pytest.raises(WalFailedError):
+            await storage.persist(entries=entries(2, 2))
+        assert storage.last_index() == 1, "nothing unsynced is visible"
