@@ -74,6 +74,9 @@ class _DirectoryProvisioner:
     async def recover(self, known_ids: object) -> set[str]:
         return set()
 
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        return None
+
 
 def _true_command() -> mesos_pb2.CommandInfo:
     return mesos_pb2.CommandInfo(shell=False, value="/bin/true", arguments=["true"])

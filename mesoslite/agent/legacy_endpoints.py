@@ -213,8 +213,9 @@ class LegacyEndpoints:
     async def _usage(self) -> list[tuple[Framework, Executor, dict[str, Any]]]:
         """Executors with something running, and their statistics as v1 JSON."""
         entries = []
-        for framework in self._agent.frameworks.values():
-            for executor in framework.executors.values():
+        # Snapshots: executors may come and go during the awaits.
+        for framework in list(self._agent.frameworks.values()):
+            for executor in list(framework.executors.values()):
                 statistics = await executor_usage(self._agent.containerizer, executor)
                 if statistics is not None:
                     entries.append((framework, executor, to_json_dict(statistics)))

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from mesoslite.agent import files, views
 from mesoslite.agent.call_stream import CallStream
+from mesoslite.agent.container_call_validation import validate_container_call
 from mesoslite.agent.container_io import ContainerIO, OutputMedia
 from mesoslite.agent.containers_api import ContainerCalls
 from mesoslite.agent.metrics import agent_metrics, system_metrics
@@ -63,7 +64,6 @@ _REQUIRED_MEMBER = {
     _Call.UPDATE_RESOURCE_PROVIDER_CONFIG: "update_resource_provider_config",
     _Call.REMOVE_RESOURCE_PROVIDER_CONFIG: "remove_resource_provider_config",
     _Call.MARK_RESOURCE_PROVIDER_GONE: "mark_resource_provider_gone",
-    _Call.PRUNE_IMAGES: "prune_images",
 }
 
 # The loggers SET_LOGGING_LEVEL turns up.
@@ -88,7 +88,7 @@ def validate_agent_call(call: agent_pb2.Call) -> str | None:
     member = _REQUIRED_MEMBER.get(call.type)
     if member is not None and not call.HasField(member):  # type: ignore[arg-type]
         return f"Expecting '{member}' to be present"
-    return None
+    return validate_container_call(call)
 
 
 class OperatorApi:
@@ -308,8 +308,9 @@ class OperatorApi:
         result = _Response.GetContainers()
         running = set(containerizer.containers())
         reported: set[str] = set()
-        for framework in agent.frameworks.values():
-            for executor in framework.executors.values():
+        # Snapshots: the awaits below let executors come and go meanwhile.
+        for framework in list(agent.frameworks.values()):
+            for executor in list(framework.executors.values()):
                 entry = result.containers.add(executor_name=executor.info.name)
                 entry.framework_id.value = framework.id
                 entry.executor_id.CopyFrom(executor.info.executor_id)
@@ -428,7 +429,7 @@ class OperatorApi:
         await self.containers.remove(call.remove_nested_container.container_id)
 
     async def _prune_images(self, call: agent_pb2.Call) -> None:
-        return None  # no image store to prune yet
+        await self._agent.containerizer.prune_images(list(call.prune_images.excluded_images))
 
 
 def _request_media(request: Request) -> tuple[str, str | None]:

@@ -125,6 +125,11 @@ class Containerizer(Protocol):
         """Apply new resource limits."""
         ...
 
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        """Forget every image no container uses (but `excluded_images`) and delete the
+        layers nothing needs any more (PRUNE_IMAGES)."""
+        ...
+
     def switchboard(self, container_id: str) -> IOSwitchboard | None:
         """The container's I/O switchboard (sessions and containers with a TTY have
         one), or None."""

@@ -800,6 +800,10 @@ class MesosContainerizer:
             parent_id = parent.config.parent_id if parent is not None else None
         return message
 
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        if self._provisioner is not None:
+            await self._provisioner.prune_images(excluded_images)
+
     def switchboard(self, container_id: str) -> IOSwitchboard | None:
         return self._get(container_id).switchboard
 

@@ -40,3 +40,7 @@ class ImageProvisioner(Protocol):
     async def recover(self, known_ids: Collection[str]) -> set[str]:
         """Keep the root filesystems of `known_ids`, destroy the rest."""
         ...
+
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        """Remove images no container uses, except `excluded_images`."""
+        ...

@@ -292,3 +292,22 @@ async def _figures_after_work(agent: httpx.AsyncClient, container: str) -> dict[
         if used > 0:
             return figures
         await anyio.sleep(0.05)
+
+
+async def test_prune_images_keeps_the_excluded_ones(
+    up: RunningCluster, image_reference: str
+) -> None:
+    await run_to_end(up.master, [image_task("before-prune", image_reference, "true")])
+    records = up.data_dir / "images" / "records"
+    assert list(records.glob("*.json"))
+    excluded = {"type": "DOCKER", "docker": {"name": image_reference}}
+    async with httpx.AsyncClient(base_url=f"http://{up.agent}", timeout=30) as agent:
+        kept = await agent.post(
+            "/api/v1",
+            json={"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": [excluded]}},
+        )
+        assert kept.status_code == 200
+        assert list(records.glob("*.json"))
+        pruned = await agent.post("/api/v1", json={"type": "PRUNE_IMAGES"})
+        assert pruned.status_code == 200
+    assert not list(records.glob("*.json"))

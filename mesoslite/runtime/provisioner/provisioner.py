@@ -258,6 +258,14 @@ class Provisioner:
         backend.destroy(container_dir)
         store.release_blocking(container_id)
 
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        """Mesos' PRUNE_IMAGES: forget the images no container uses (except the excluded
+        ones) and delete the layers and blobs nothing needs any more."""
+        keep = [image.docker.name for image in excluded_images if image.docker.name]
+        store = await self.store()
+        await store.prune(remove_unused_images=True, keep=keep)
+        self._records.clear()
+
     async def recover(self, known_ids: Collection[str]) -> set[str]:
         """After a restart: keep (and remount if needed) the rootfs of containers in
         `known_ids`, destroy every other one. Returns the ids whose rootfs is back."""

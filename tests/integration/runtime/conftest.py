@@ -67,6 +67,9 @@ class DirectoryProvisioner:
     async def recover(self, known_ids: object) -> set[str]:
         return set()
 
+    async def prune_images(self, excluded_images: list[mesos_pb2.Image]) -> None:
+        return None
+
 
 @pytest.fixture
 def cgroups_root_name() -> Iterator[str]:
