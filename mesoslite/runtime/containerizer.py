@@ -83,7 +83,7 @@ from mesoslite.runtime.isolator import (
     RecoveredContainer,
 )
 from mesoslite.runtime.isolators.posix import PosixCpuIsolator, PosixMemIsolator
-from mesoslite.runtime.launch_marks import LaunchMark, read_marks, remove_mark, write_mark
+from mesoslite.runtime.launch_marks import LaunchMark, LaunchMarks
 from mesoslite.runtime.launcher import (
     Launcher,
     LaunchError,
@@ -172,6 +172,7 @@ class MesosContainerizer:
         self._terminations: OrderedDict[str, Termination] = OrderedDict()
         self._task_group: TaskGroup | None = None
         self._runtime_dir = runtime_dir
+        self._marks = LaunchMarks(runtime_dir) if runtime_dir is not None else None
         self._reaper = (
             ReaperClient(runtime_dir, reaper_command) if runtime_dir is not None else None
         )
@@ -204,6 +205,8 @@ class MesosContainerizer:
             self._task_group = None
             if self._reaper is not None:
                 self._reaper.close()
+            if self._marks is not None:
+                self._marks.close()
             for container in self._containers.values():
                 if container.handle is not None:
                     container.handle.close()
@@ -492,11 +495,10 @@ class MesosContainerizer:
 
     def _mark(self, container: _Container) -> None:
         """A container that dies with the agent is still found by the next one."""
-        assert self._runtime_dir is not None and container.pid is not None
+        assert self._marks is not None and container.pid is not None
         sample = procfs.read_process(container.pid)
         start_ticks = sample.start_ticks if sample is not None else 0
-        mark = LaunchMark(container.container_id, container.pid, start_ticks)
-        write_mark(self._runtime_dir, mark)
+        self._marks.write(LaunchMark(container.container_id, container.pid, start_ticks))
 
     async def _checkpoint(self, container: _Container) -> None:
         assert self._runtime_dir is not None and container.pid is not None
@@ -593,7 +595,8 @@ class MesosContainerizer:
                     )
             elif self._runtime_dir is not None:
                 async with self._step(container_id, "remove the launch mark"):
-                    remove_mark(self._runtime_dir, container_id)
+                    assert self._marks is not None
+                    self._marks.remove(container_id)
         finally:
             if container.switchboard is not None:
                 container.switchboard.close()
@@ -616,7 +619,8 @@ class MesosContainerizer:
         marks: list[LaunchMark] = []
         if self._runtime_dir is not None:
             records, _ = await anyio.to_thread.run_sync(read_records, self._runtime_dir)
-            marks = await anyio.to_thread.run_sync(read_marks, self._runtime_dir)
+            assert self._marks is not None
+            marks = await anyio.to_thread.run_sync(self._marks.read)
         if records and self._reaper is not None:
             await self._reaper.start(self._task_group)
         recovered: list[_Container] = []
@@ -715,8 +719,8 @@ class MesosContainerizer:
             if pidfd is not None:
                 os.close(pidfd)
         await self._cleanup_isolators(mark.container_id, self._isolators.in_reverse())
-        assert self._runtime_dir is not None
-        remove_mark(self._runtime_dir, mark.container_id)
+        assert self._marks is not None
+        self._marks.remove(mark.container_id)
 
     async def _end_child(self, container_id: str) -> None:
         # Its termination stays for wait() (WAIT_NESTED_CONTAINER after the parent ended).

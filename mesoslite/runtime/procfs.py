@@ -64,11 +64,18 @@ def _parse_stat(pid: int, text: str) -> ProcessSample:
 
 def read_process(pid: int, proc_root: Path = _PROC) -> ProcessSample | None:
     """The process' figures, or None when it no longer exists."""
+    # Three syscalls (a pathlib read_text takes twice as many): this runs per launch.
     try:
-        text = (proc_root / str(pid) / "stat").read_text()
+        fd = os.open(f"{proc_root}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return _parse_stat(pid, text)
+    try:
+        data = os.read(fd, 4096)  # at most ~600 bytes: the name is 16 at most
+    except ProcessLookupError:
+        return None
+    finally:
+        os.close(fd)
+    return _parse_stat(pid, data.decode(errors="replace"))
 
 
 def session_members(session: int, proc_root: Path = _PROC) -> list[ProcessSample]:
