@@ -30,7 +30,7 @@ from mesoslite.runtime.command import ResolvedCommand
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
 from mesoslite.runtime.io_switchboard import ContainerStdio
 from mesoslite.runtime.isolator import LaunchInfo
-from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn
+from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn_off_loop
 
 __all__ = [
     "LaunchError",
@@ -232,7 +232,7 @@ class PosixLauncher:
             if request.supervisor is not None:
                 return await request.supervisor.launch_posix(request.container_id, spec)
             try:
-                pid = posix_spawn(spec)
+                pid = await posix_spawn_off_loop(spec)
             except SpawnError as error:
                 raise LaunchError(str(error)) from error
             return ProcessHandle(pid)
