@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 _TS = mesos_pb2.TaskState
 _Reason = mesos_pb2.TaskStatus
+# Module constants: `_TS.X` goes through the enum wrapper's __getattr__ every time.
+_STARTING, _RUNNING, _KILLING = (
+    mesos_pb2.TASK_STARTING,
+    mesos_pb2.TASK_RUNNING,
+    mesos_pb2.TASK_KILLING,
+)
+_NOT_TERMINAL = frozenset({_STARTING, _RUNNING, _KILLING})
 
 # Mesos shortens the task's kill grace on SHUTDOWN by its reap interval plus a second,
 # so that the executor itself still fits in the executor's shutdown grace period.
@@ -43,6 +50,8 @@ class CommandExecutor:
         self._task_id = task.task_id.value
         self._kill = GracefulKill(context.containerizer, context.container_id)
         self._group: TaskGroup | None = None
+        # Whether anything was started in `_group` (which must then be cancelled).
+        self._background = False
         # Uncontended (the usual case) it is taken without a trip through the loop.
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._state: mesos_pb2.TaskState.ValueType = _TS.TASK_STAGING
@@ -75,13 +84,14 @@ class CommandExecutor:
             if self._pending_kill_grace_s is None or grace_s < self._pending_kill_grace_s:
                 self._pending_kill_grace_s = grace_s
             return
+        self._background = True
         self._group.start_soon(self._kill_sequence, grace_s)
 
     async def _kill_sequence(self, grace_s: float) -> None:
         if (
             not self._killing_sent
             and self._context.task_killing_state()
-            and self._state in (_TS.TASK_STARTING, _TS.TASK_RUNNING)
+            and self._state in (_STARTING, _RUNNING)
         ):
             self._killing_sent = True
             await self._send(new_status(self._task_id, _TS.TASK_KILLING))
@@ -95,7 +105,7 @@ class CommandExecutor:
             if self._terminal_sent:
                 return  # nothing may follow the terminal update
             self._state = status.state
-            if status.state not in (_TS.TASK_STARTING, _TS.TASK_RUNNING, _TS.TASK_KILLING):
+            if status.state not in _NOT_TERMINAL:
                 self._terminal_sent = True
             await self._context.send_update(status)
 
@@ -113,7 +123,7 @@ class CommandExecutor:
                 )
             )
             return None
-        await self._send(new_status(self._task_id, _TS.TASK_STARTING))
+        await self._send(new_status(self._task_id, _STARTING))
         containerizer = self._context.containerizer
         container_id = self._context.container_id
         try:
@@ -169,14 +179,18 @@ class CommandExecutor:
             container_status = await _container_status(self._context)
             if announce_running:
                 await self._send(
-                    new_status(self._task_id, _TS.TASK_RUNNING, container_status=container_status)
+                    new_status(self._task_id, _RUNNING, container_status=container_status)
                 )
             if self._pending_kill_grace_s is not None:
+                self._background = True
                 group.start_soon(self._kill_sequence, self._pending_kill_grace_s)
             if completion_in_s is not None:
+                self._background = True
                 group.start_soon(self._enforce_completion_time, completion_in_s)
             termination = await containerizer.wait(container_id)
-            group.cancel_scope.cancel()
+            if self._background:
+                # (A cancel costs a task repr in anyio: only when there is something.)
+                group.cancel_scope.cancel()
         outcome = task_outcome(termination, killed=self._kill_requested)
         state, reason = outcome.state, outcome.reason
         if self._completion_time_reached and state != _TS.TASK_FINISHED:
