@@ -542,6 +542,9 @@ class AgentManager:
         if link is not None:
             link.close()
         master.offers.rescind_all(agent.offer_ids)
+        if agent.launch_pause is not None:
+            agent.launch_pause.cancel()
+            agent.launch_pause = None
         del master.state.agents[agent.id]
         master.allocator.remove_agent(agent.id)
 

@@ -41,6 +41,14 @@ class MasterConfig:
     allocation_interval_s: float = 1.0
     # Changes arriving within this window are allocated together (event-driven offers).
     allocation_batch_window_s: float = 0.005
+    # Launch flow control: an agent with this many tasks in TASK_STAGING (launched, not
+    # yet reported by the agent) gets no offers until fewer are, or for at most
+    # `launch_pause_max_s` (Mesos' own allocation interval: never later than Mesos would
+    # have offered). A scheduler that takes every offer otherwise queues launches
+    # faster than the agent starts them, and every task waits behind the queue. None:
+    # no flow control.
+    max_staging_tasks_per_agent: int | None = 1
+    launch_pause_max_s: float = 1.0
 
     # Roles: None allows every valid role; otherwise only these (and "*").
     roles: frozenset[str] | None = None

@@ -149,6 +149,35 @@ class OfferManager:
         agent.offer_ids.add(offer_id)
         return offer
 
+    # ------------------------------------------------------------------ launch flow control
+
+    def launched_on(self, agent: Agent) -> None:
+        """Tasks were launched on the agent: pause its offers if it has too many to
+        start (see MasterConfig.max_staging_tasks_per_agent)."""
+        config = self._master.config
+        limit = config.max_staging_tasks_per_agent
+        if limit is None or agent.launch_pause is not None or len(agent.staging) < limit:
+            return
+        self._master.allocator.pause_agent(agent.id)
+        agent_id = agent.id
+        agent.launch_pause = self._master.timers.call_later(
+            config.launch_pause_max_s, lambda: self._resume(agent_id)
+        )
+
+    def caught_up(self, agent: Agent) -> None:
+        """A staging task of the agent moved on (or went away)."""
+        limit = self._master.config.max_staging_tasks_per_agent
+        if agent.launch_pause is not None and (limit is None or len(agent.staging) < limit):
+            self._resume(agent.id)
+
+    def _resume(self, agent_id: str) -> None:
+        agent = self._master.state.agents.get(agent_id)
+        if agent is not None and agent.launch_pause is not None:
+            agent.launch_pause.cancel()
+            agent.launch_pause = None
+        self._master.allocator.resume_agent(agent_id)
+        self.request_allocation()
+
     # ------------------------------------------------------------------ taking offers back
 
     def take(self, offer_id: str) -> OfferRecord | None:

@@ -145,6 +145,10 @@ class Agent:
         self.deactivated = False
         # framework id -> task id -> Task
         self.tasks: dict[str, dict[str, mesos_pb2.Task]] = {}
+        # (framework id, task id) of its tasks still in TASK_STAGING (launched, no
+        # update yet), and the timer that ends a pause of its offers (flow control).
+        self.staging: set[tuple[str, str]] = set()
+        self.launch_pause: Timer | None = None
         # framework id -> executor id -> ExecutorInfo
         self.executors: dict[str, dict[str, mesos_pb2.ExecutorInfo]] = {}
         self.offer_ids: set[str] = set()
@@ -174,8 +178,11 @@ class Agent:
 
     def add_task(self, task: mesos_pb2.Task) -> None:
         self.tasks.setdefault(task.framework_id.value, {})[task.task_id.value] = task
+        if task.state == mesos_pb2.TASK_STAGING:
+            self.staging.add((task.framework_id.value, task.task_id.value))
 
     def remove_task(self, task: mesos_pb2.Task) -> None:
+        self.staging.discard((task.framework_id.value, task.task_id.value))
         framework_tasks = self.tasks.get(task.framework_id.value)
         if framework_tasks is not None:
             framework_tasks.pop(task.task_id.value, None)

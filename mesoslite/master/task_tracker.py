@@ -76,6 +76,7 @@ class TaskTracker:
             task.limits[name].CopyFrom(limit)
         framework.tasks[task.task_id.value] = task
         agent.add_task(task)
+        self._master.offers.launched_on(agent)
         self._master.metrics.bump("tasks_launched")
         subscribers = self._master.operator_subscribers
         if subscribers:
@@ -95,6 +96,11 @@ class TaskTracker:
         previous = task.state
         current = next_state(previous, latest_state if latest_state is not None else status.state)
         task.state = current
+        if previous == mesos_pb2.TASK_STAGING and current != previous:
+            agent = self._master.state.agents.get(task.agent_id.value)
+            if agent is not None:
+                agent.staging.discard((task.framework_id.value, task.task_id.value))
+                self._master.offers.caught_up(agent)
         # Keep one status per state run (health checks repeat TASK_RUNNING), without
         # the framework's opaque data, which may be large.
         if task.statuses and task.statuses[-1].state == status.state:
@@ -130,6 +136,7 @@ class TaskTracker:
         if agent is not None:
             agent.remove_task(task)
             agent.killed_tasks.discard((framework_id, task_id))
+            self._master.offers.caught_up(agent)
 
     def end_task(
         self,

@@ -27,6 +27,7 @@ class AgentState:
         "has_gpus",
         "hostname",
         "offerable",
+        "paused",
         "total",
     )
 
@@ -43,6 +44,8 @@ class AgentState:
         self.hostname = hostname
         self.attributes = tuple(attributes)
         self.active = True
+        # Launch flow control (the master's): no offers while it catches up.
+        self.paused = False
         self.gpus_declared = has_gpus
         self.has_gpus = has_gpus
         self.allocations: dict[_Holder, Resources] = {}

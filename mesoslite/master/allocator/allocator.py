@@ -213,6 +213,17 @@ class Allocator:
         """No offers from this agent until activated (e.g. while it is unreachable)."""
         self._agent(agent_id).active = False
 
+    def pause_agent(self, agent_id: str) -> None:
+        """No offers from this agent until resumed (flow control: it has launches to
+        catch up with). Independent of activation."""
+        self._agent(agent_id).paused = True
+
+    def resume_agent(self, agent_id: str) -> None:
+        agent = self._agents.get(agent_id)
+        if agent is not None and agent.paused:
+            agent.paused = False
+            self._mark_dirty(agent_id)
+
     # ================================================================== resources
 
     def recover(
@@ -306,6 +317,7 @@ class Allocator:
             for agent_id in order
             if (agent := self._agents.get(agent_id)) is not None
             and agent.active
+            and not agent.paused
             and agent.offerable
         ]
         offers = OfferPass(
@@ -384,7 +396,12 @@ class Allocator:
 
     def _dirty_agents_with_free(self) -> None:
         for agent_id, agent in self._agents.items():
-            if agent.active and agent.offerable and not agent.free.is_empty():
+            if (
+                agent.active
+                and not agent.paused
+                and agent.offerable
+                and not agent.free.is_empty()
+            ):
                 self._dirty.add(agent_id)
 
     def _split_by_role(

@@ -254,7 +254,8 @@ async def test_unsupported_operation_with_id_gets_operation_error() -> None:
 
 async def test_many_offers_each_accepted_once() -> None:
     """Offer bookkeeping stays consistent over many launches on one agent."""
-    async with running_master() as cluster:
+    # The scripted agent reports none of its tasks: no launch flow control here.
+    async with running_master(max_staging_tasks_per_agent=None) as cluster:
         agent = await cluster.add_agent(resources="cpus:64;mem:65536")
         scheduler = await cluster.scheduler()
         launched = 0
@@ -270,3 +271,54 @@ async def test_many_offers_each_accepted_once() -> None:
         allocated = master.allocator.allocated(agent.agent_id)
         used = sum(r.scalar("cpus") for r in allocated.values())
         assert used >= 32.0
+
+
+async def test_an_agent_with_launches_to_start_is_offered_once_they_report() -> None:
+    """Launch flow control: while a launched task is still TASK_STAGING the agent's
+    remaining resources wait; its first update brings them back at once."""
+    async with running_master(launch_pause_max_s=60.0) as cluster:
+        agent = await cluster.add_agent(resources="cpus:8;mem:8192")
+        scheduler = await cluster.scheduler()
+        [offer] = await scheduler.offers()
+        task = command_task("t1", agent.agent_id, cpus=1, mem=32)
+        await scheduler.launch(offer, task, filters={"refuse_seconds": 0})
+        await settle()
+        assert not [e for e in scheduler.pending_events() if e["type"] == "OFFERS"]
+        await agent.update(scheduler.framework_id, "t1", mesos_pb2.TASK_STARTING)
+        with anyio.fail_after(5):
+            [again] = await scheduler.offers()
+        cpus = sum(r["scalar"]["value"] for r in again["resources"] if r["name"] == "cpus")
+        assert cpus == 7.0
+
+
+async def test_a_launch_pause_ends_by_itself() -> None:
+    """An agent that reports nothing is offered again after `launch_pause_max_s`."""
+    async with running_master(launch_pause_max_s=0.2) as cluster:
+        agent = await cluster.add_agent(resources="cpus:8;mem:8192")
+        scheduler = await cluster.scheduler()
+        [offer] = await scheduler.offers()
+        task = command_task("t1", agent.agent_id, cpus=1, mem=32)
+        await scheduler.launch(offer, task, filters={"refuse_seconds": 0})
+        with anyio.fail_after(5):
+            [again] = await scheduler.offers()
+        assert again["agent_id"]["value"] == agent.agent_id
+        assert cluster.master.state.agents[agent.agent_id].launch_pause is None
+
+
+async def test_launches_below_the_limit_do_not_pause() -> None:
+    async with running_master(max_staging_tasks_per_agent=2, launch_pause_max_s=60.0) as cluster:
+        agent = await cluster.add_agent(resources="cpus:8;mem:8192")
+        scheduler = await cluster.scheduler()
+        [offer] = await scheduler.offers()
+        task = command_task("t1", agent.agent_id, cpus=1, mem=32)
+        await scheduler.launch(offer, task, filters={"refuse_seconds": 0})
+        with anyio.fail_after(5):
+            [again] = await scheduler.offers()
+        task = command_task("t2", agent.agent_id, cpus=1, mem=32)
+        await scheduler.launch(again, task, filters={"refuse_seconds": 0})
+        await settle()
+        # Two tasks staging: the limit is reached until one of them reports.
+        assert not [e for e in scheduler.pending_events() if e["type"] == "OFFERS"]
+        await agent.update(scheduler.framework_id, "t2", mesos_pb2.TASK_RUNNING)
+        with anyio.fail_after(5):
+            await scheduler.offers()

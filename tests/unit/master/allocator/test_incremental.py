@@ -84,3 +84,18 @@ def test_deactivated_agents_are_skipped_and_reexamined_on_activation() -> None:
     allocator.activate_agent("agent-1")
     assert summary(allocator.allocate(now=0)) == {("fw", "agent-1", "*")}
     assert allocator.last_pass.agents_examined == 1
+
+
+def test_paused_agents_are_skipped_until_resumed_whatever_their_activation() -> None:
+    allocator = _cluster(agent_count=2)
+    allocator.pause_agent("agent-1")
+    allocator.add_framework("fw", ["*"], capabilities=[])
+    assert summary(allocator.allocate(now=0)) == {("fw", "agent-0", "*")}
+    # Activation is a separate switch: it does not end a pause.
+    allocator.deactivate_agent("agent-1")
+    allocator.activate_agent("agent-1")
+    assert allocator.allocate(now=0) == []
+    allocator.resume_agent("agent-1")
+    allocator.resume_agent("no-such-agent")
+    assert summary(allocator.allocate(now=0)) == {("fw", "agent-1", "*")}
+    assert allocator.last_pass.agents_examined == 1
