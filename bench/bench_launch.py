@@ -74,7 +74,10 @@ async def launch_all(master: str, total: int, args_batch: int) -> tuple[float, l
                         fits = int(min(cpus / TASK_CPUS, mem / TASK_MEM_MB))
                         count = min(fits, total - next_index, args_batch)
                         if count <= 0:
-                            await client.decline([offer.id], refuse_seconds=0.0)
+                            # Everything is launched: a scheduler with nothing left to
+                            # run declines for long (else the offer comes right back).
+                            refuse_s = 3600.0 if next_index >= total else 0.0
+                            await client.decline([offer.id], refuse_seconds=refuse_s)
                             continue
                         tasks = []
                         for _ in range(count):
