@@ -6,6 +6,7 @@ Start -> exit of `/bin/true`, N sequential, through:
                 ipc, uts, mount (crun's default spec has the same five), cgroups cpu, mem,
                 pids, devices
   linux+ckpt    the same, checkpointed: started through the container reaper
+  linux-up      the agent's default Linux isolation (no network, no UTS namespace)
   crun, runc    `crun run` / `runc run` of a bundle over the same busybox rootfs (`crun
                 spec` defaults, args /bin/true). On a hybrid cgroup host crun 1.8 refuses
                 to run, so both run inside `unshare -m` with the unified hierarchy
@@ -235,6 +236,8 @@ def main() -> int:
             rootfs = build_busybox_rootfs(work / "rootfs", busybox)
             variants.append(_Variant("linux", work, BENCH_ISOLATION, rootfs))
             variants.append(_Variant("linux+ckpt", work, BENCH_ISOLATION, rootfs, True))
+            # What `mesoslite up` runs as root: no network or UTS namespace.
+            variants.append(_Variant("linux-up", work, LINUX_ISOLATION, rootfs))
             runtimes = [name for name in ("crun", "runc") if shutil.which(name)]
         else:
             print("not root or no static busybox: posix figures only")
@@ -259,7 +262,7 @@ def main() -> int:
         for name, value in medians.items():
             spread = ", ".join(f"{v * 1e3:.2f}" for v in per_container[name])
             print(f"  {name:<11} {value * 1e3:7.2f} ms   (reps: {spread})")
-        for ours in ("posix", "linux", "linux+ckpt"):
+        for ours in ("posix", "linux", "linux+ckpt", "linux-up"):
             for peer in ("crun", "runc"):
                 if ours in medians and peer in medians:
                     print(f"  {ours} / {peer}: {medians[ours] / medians[peer]:.2f}x")
