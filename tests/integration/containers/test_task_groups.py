@@ -1,5 +1,6 @@
-"""The default executor's tasks are nested containers inside the executor's container
-(which runs the pause program): they share its namespaces and cgroups as Mesos' do."""
+"""Containers of tasks launched by a scheduler: the default executor's tasks are nested
+containers inside the executor's container (which runs the pause program) and share its
+namespaces and cgroups as Mesos' do; a task launched with a TTY can be attached to."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from mesoslite.client.scheduler import SchedulerClient
 from mesoslite.proto import mesos_pb2, scheduler_pb2
 from mesoslite.runtime.pause import PAUSE_PROGRAM_NAME
 
-from .agent_api import AgentApi
+from .agent_api import AgentApi, container_id, stdin_record
 from .conftest import UpNode
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +139,36 @@ async def test_task_group_tasks_nest_in_the_executor_container(
     assert not Path(f"/proc/{pause_pid}").exists() or (
         Path(f"/proc/{pause_pid}/comm").read_text().strip() != PAUSE_PROGRAM_NAME
     )
+
+
+async def test_attach_to_a_task_launched_with_a_tty(agent: AgentApi, node: UpNode) -> None:
+    framework = mesos_pb2.FrameworkInfo(user="root", name="tty-task")
+    async with SchedulerClient(node.master, framework) as client, client.subscription() as stream:
+        events = stream.__aiter__()
+        subscribed = await _next(events, scheduler_pb2.Event.SUBSCRIBED)
+        client.framework_info.id.CopyFrom(subscribed.subscribed.framework_id)
+        offer = (await _next(events, scheduler_pb2.Event.OFFERS)).offers.offers[0]
+        role = offer.allocation_info.role
+        task = mesos_pb2.TaskInfo(name="interactive")
+        task.task_id.value = "interactive"
+        task.agent_id.CopyFrom(offer.agent_id)
+        task.command.value = "cat"
+        task.container.type = mesos_pb2.ContainerInfo.MESOS
+        task.container.tty_info.SetInParent()
+        task.resources.extend([_scalar("cpus", 0.1, role), _scalar("mem", 32, role)])
+        await client.launch(offer, [task])
+        running = await _until_states(client, events, {"interactive": _TS.TASK_RUNNING})
+        identifier = container_id(running["interactive"].container_status.container_id.value)
+        attach_output = {
+            "type": "ATTACH_CONTAINER_OUTPUT",
+            "attach_container_output": {"container_id": identifier},
+        }
+        async with agent.output(attach_output) as output, agent.input(identifier) as stdin:
+            await stdin.send(stdin_record(b"over the wire\n"))
+            await output.read_until(b"over the wire\r\nover the wire\r\n")
+        await client.kill("interactive", offer.agent_id)
+        await _until_states(client, events, {"interactive": _TS.TASK_KILLED})
+        await client.teardown()
+    with anyio.fail_after(60):
+        while await agent.containers():
+            await anyio.sleep(0.01)
