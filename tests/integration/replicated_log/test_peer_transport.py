@@ -36,6 +36,7 @@ from mesoslite.replicated_log.tls import (
     new_node_key,
     node_csr,
     save_node_identity,
+    server_ssl_context,
     uvicorn_tls_options,
 )
 from mesoslite.wire.routing import Router
@@ -283,3 +284,42 @@ async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: 
         with anyio.fail_after(10):  # a guard against hanging, not a timing check
             await stopped.wait()
     sock.close()
+
+
+async def test_a_peer_that_stops_reading_is_cut_off_and_reported(tmp_path: Path) -> None:
+    # It accepts the stream, then reads nothing: once the buffers are full and stay
+    # full for the timeout, the stream ends and the peer is reported unreachable.
+    import asyncio
+
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    accepted: list[asyncio.BaseTransport] = []
+
+    class Deaf(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.append(transport)
+            assert isinstance(transport, asyncio.ReadTransport)
+            transport.pause_reading()
+
+    server = await asyncio.get_running_loop().create_server(
+        Deaf, "127.0.0.1", 0, ssl=server_ssl_context(node_2)
+    )
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    reports = Reports()
+    transport_context = open_peer_transport(
+        client_ssl_context(node_1), reports, max_queued_messages=1_000_000, timeout_s=0.5
+    )
+    try:
+        async with transport_context as transport:
+            transport.set_peer(2, address)
+            transport.send(appends(1))
+            burst = appends(500)
+            for _ in range(300):  # ~45 MB: past the kernel's and the stream's buffers
+                await anyio.sleep(0)
+                transport.send(burst)
+            await reports.wait_until(lambda: bool(reports.unreachable))
+        assert reports.unreachable[0] == 2
+    finally:
+        for accepted_transport in accepted:
+            accepted_transport.close()
+        server.close()
