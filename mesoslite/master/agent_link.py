@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 
 import anyio
 
 from mesoslite.proto import internal_pb2
-from mesoslite.transport.channel import MasterChannel
+from mesoslite.transport.channel import ChannelClosed, MasterChannel
 
 __all__ = ["AgentLink"]
 
@@ -28,6 +29,11 @@ class AgentLink:
             math.inf
         )
         self._closed = False
+        # A channel whose sends never wait (in-process) takes messages directly: no
+        # queue and no sender task between the master and the agent.
+        self._send_nowait: Callable[[internal_pb2.MasterToAgent], None] | None = getattr(
+            channel, "send_nowait", None
+        )
 
     @property
     def peer(self) -> str:
@@ -38,6 +44,12 @@ class AgentLink:
         return self._closed
 
     def send(self, message: internal_pb2.MasterToAgent) -> None:
+        if self._send_nowait is not None:
+            if not self._closed:
+                # A peer that is gone drops it, as a broken link does.
+                with contextlib.suppress(ChannelClosed):
+                    self._send_nowait(message)
+            return
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._outbox.send_nowait(message)
 

@@ -91,17 +91,29 @@ class MemoryChannel(Generic[S, R]):
     def peer(self) -> str:
         return self._peer
 
-    async def send(self, message: S) -> None:
+    def send_nowait(self, message: S) -> None:
+        """Queue a message (never waits: the streams are unbounded)."""
         try:
             self._send.send_nowait(message)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             raise ChannelClosed(self._peer) from exc
 
+    async def send(self, message: S) -> None:
+        self.send_nowait(message)
+
     async def __aiter__(self) -> AsyncIterator[R]:
+        # What is already queued is taken without a trip through the loop per message
+        # (a receive() yields first even when it has something); only an empty queue
+        # waits.
+        receive = self._receive
         try:
-            async for message in self._receive:
+            while True:
+                try:
+                    message = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    message = await receive.receive()
                 yield message
-        except anyio.ClosedResourceError:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return
 
     async def aclose(self) -> None:
