@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,3 +212,12 @@ class AgentApi:
                 yield stream
             finally:
                 await sender.aclose()
+
+
+def killed_by_sigkill(wait_status: int) -> bool:
+    """Whether a container's main process ended by SIGKILL. A shell running the command
+    (`sh -c`) may see its child killed first and exit with 128 + 9 instead: the same
+    kill, reported the shell's way."""
+    if os.WIFSIGNALED(wait_status):
+        return os.WTERMSIG(wait_status) == signal.SIGKILL
+    return os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 128 + signal.SIGKILL

@@ -4,13 +4,11 @@ client uses them."""
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import Any
 
 import pytest
 
-from .agent_api import JSON, RECORDIO, AgentApi, container_id, stdin_record
+from .agent_api import JSON, RECORDIO, AgentApi, container_id, killed_by_sigkill, stdin_record
 from .conftest import UpNode
 
 pytestmark = pytest.mark.anyio
@@ -99,7 +97,7 @@ async def test_session_ends_when_its_connection_closes(agent: AgentApi) -> None:
         assert output.response.status_code == 200
     # The client went away: the agent killed the session's container.
     waited = await agent.wait(session)
-    assert os.WTERMSIG(waited["exit_status"]) == signal.SIGKILL
+    assert killed_by_sigkill(waited["exit_status"])
     await agent.remove(session)
     await agent.end(parent)
 

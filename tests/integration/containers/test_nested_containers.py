@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .agent_api import AgentApi, container_id
+from .agent_api import AgentApi, container_id, killed_by_sigkill
 
 pytestmark = pytest.mark.anyio
 
@@ -106,9 +106,9 @@ async def test_nested_containers_end_before_their_parent(agent: AgentApi) -> Non
     grandchild_pid = await agent.pid_of("grandchild-3")
     await agent.kill(parent)
     # The parent's end took its nested containers along, children first.
-    assert os.WTERMSIG((await agent.wait(grandchild))["exit_status"]) == signal.SIGKILL
-    assert os.WTERMSIG((await agent.wait(child))["exit_status"]) == signal.SIGKILL
-    assert os.WTERMSIG((await agent.wait(parent))["exit_status"]) == signal.SIGKILL
+    assert killed_by_sigkill((await agent.wait(grandchild))["exit_status"])
+    assert killed_by_sigkill((await agent.wait(child))["exit_status"])
+    assert killed_by_sigkill((await agent.wait(parent))["exit_status"])
     assert not Path(f"/proc/{grandchild_pid}").exists()
     for identifier in (grandchild, child, parent):
         await agent.remove(identifier)

@@ -25,6 +25,7 @@ from mesoslite.runtime.provisioner import (
     RegistryOptions,
 )
 from mesoslite.runtime.provisioner.layer_unpack import zstd_supported
+from tests.conftest import require
 from tests.support.images import build_layered_image, copy_image, push_layout
 from tests.support.registry import RegistryServer
 
@@ -247,8 +248,7 @@ async def test_concurrent_pulls_in_tasks_and_processes_share_layers(
 
 
 async def test_zstd_layers(registry: RegistryServer, tools: Tools, tmp_path: Path) -> None:
-    if not zstd_supported():
-        pytest.skip("no zstd module (optional: pip install backports.zstd)")
+    require(zstd_supported(), "needs a zstd module (pip install backports.zstd)")
     # Layers of their own: skopeo would reuse gzip blobs the registry already has.
     image = build_layered_image(
         tmp_path / "image", tools.busybox, layer_count=2, layer_size_bytes=10_000, tag="zstd"
