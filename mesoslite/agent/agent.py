@@ -111,6 +111,9 @@ class Agent:
         self._group: TaskGroup | None = None
         self._stopping = False
         self._registered_event = anyio.Event()
+        # Acknowledgements from the master, taken in order by one task.
+        self._acks: deque[internal_pb2.StatusUpdateAcknowledgement] = deque()
+        self._acks_queued = anyio.Event()
         self._recovery_started_s: float | None = None
         # Checkpoints of finished executors being removed, by (framework id, executor id).
         self._forgetting: dict[tuple[str, str], anyio.Event] = {}
@@ -136,6 +139,7 @@ class Agent:
         async with anyio.create_task_group() as group:
             self._group = group
             group.start_soon(self.status_updates.run)
+            group.start_soon(self._acknowledge_queued)
             self._recovery_started_s = time.monotonic()
             self.recovery_report = await recover_agent(self)
             self.recovered = True
@@ -256,7 +260,8 @@ class Agent:
         elif kind == "kill_task":
             self._kill_task(message.kill_task)
         elif kind == "status_update_acknowledgement":
-            self.task_group().start_soon(self._acknowledge, message.status_update_acknowledgement)
+            self._acks.append(message.status_update_acknowledgement)
+            self._acks_queued.set()
         elif kind == "framework_to_executor":
             self._framework_message(message.framework_to_executor)
         elif kind == "shutdown_executor":
@@ -697,6 +702,20 @@ class Agent:
             del executor.launched_tasks[task_id]
             executor.terminated_tasks[task_id] = task
             self.terminal_task_counts[status.state] += 1
+
+    async def _acknowledge_queued(self) -> None:
+        """Acknowledgements in arrival order, in this one task: one that needs no disk
+        write completes without suspending, so a burst of them costs no task each. One
+        that appends to a checkpoint gets a task of its own (fsyncs overlap)."""
+        while True:
+            while self._acks:
+                ack = self._acks.popleft()
+                if self.status_updates.writes_to_disk(ack.framework_id.value, ack.task_id.value):
+                    self.task_group().start_soon(self._acknowledge, ack)
+                else:
+                    await self._acknowledge(ack)
+            self._acks_queued = anyio.Event()
+            await self._acks_queued.wait()
 
     async def _acknowledge(self, ack: internal_pb2.StatusUpdateAcknowledgement) -> None:
         framework_id, task_id = ack.framework_id.value, ack.task_id.value

@@ -27,6 +27,7 @@ import anyio
 
 from mesoslite.agent.sandbox import append_durably
 from mesoslite.agent.update_log import ack_record, update_record
+from mesoslite.locks import FastLock
 from mesoslite.proto import internal_pb2, mesos_pb2
 
 __all__ = ["TERMINAL_STATES", "Forward", "StatusUpdateManager", "is_terminal"]
@@ -65,7 +66,7 @@ class _Stream:
     log_path: Path | None
     pending: deque[internal_pb2.StatusUpdate] = field(default_factory=deque)
     received: set[bytes] = field(default_factory=set)
-    lock: anyio.Lock = field(default_factory=lambda: anyio.Lock(fast_acquire=True))
+    lock: FastLock = field(default_factory=FastLock)
     retry_s: float = 0.0
     # Bumped whenever the head is (re)sent: a queued retry of an older send is stale.
     generation: int = 0
@@ -103,6 +104,11 @@ class StatusUpdateManager:
         """The update in flight (the oldest unacknowledged one), if any."""
         stream = self._streams.get((framework_id, task_id))
         return stream.pending[0] if stream is not None and stream.pending else None
+
+    def writes_to_disk(self, framework_id: str, task_id: str) -> bool:
+        """Whether the task's updates are checkpointed (its acknowledgements too)."""
+        stream = self._streams.get((framework_id, task_id))
+        return stream is not None and stream.log_path is not None
 
     def has_pending(self, framework_id: str, task_id: str) -> bool:
         stream = self._streams.get((framework_id, task_id))

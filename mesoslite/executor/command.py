@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from mesoslite.executor.context import ExecutorContext, new_status
 from mesoslite.executor.kill import GracefulKill, kill_grace_period_s
 from mesoslite.executor.outcome import task_outcome
+from mesoslite.locks import FastLock
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import Termination
 
@@ -53,7 +54,7 @@ class CommandExecutor:
         # Whether anything was started in `_group` (which must then be cancelled).
         self._background = False
         # Uncontended (the usual case) it is taken without a trip through the loop.
-        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._send_lock = FastLock()
         self._state: mesos_pb2.TaskState.ValueType = _TS.TASK_STAGING
         self._terminal_sent = False
         self._kill_requested = False
