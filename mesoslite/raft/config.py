@@ -45,6 +45,10 @@ class Config:
     # heartbeat, at most `heartbeat_ticks` later; a lone writer then costs half the
     # messages (no extra round of appends and answers per commit).
     broadcast_commit: bool = True
+    # Skip the periodic heartbeat to a follower that was sent an append since the last
+    # one (an append carries everything a heartbeat does), unless reads wait on it. Off:
+    # every follower gets one every `heartbeat_ticks`, as in etcd.
+    quiet_heartbeats: bool = False
 
     def validate(self) -> None:
         if self.id == NO_NODE or self.id < 0:

@@ -83,6 +83,7 @@ class RaftCore:
 
     __slots__ = (
         "_append_queue",
+        "_appended_since_heartbeat",
         "_broadcast_queued",
         "_rng",
         "_step_role",
@@ -104,6 +105,7 @@ class RaftCore:
         "pending_conf_index",
         "pending_read_index_messages",
         "pre_vote",
+        "quiet_heartbeats",
         "randomized_election_ticks",
         "read_only",
         "read_states",
@@ -122,6 +124,7 @@ class RaftCore:
         self.check_quorum = config.check_quorum
         self.pre_vote = config.pre_vote
         self.broadcast_commit = config.broadcast_commit
+        self.quiet_heartbeats = config.quiet_heartbeats
         self.max_msg_size_bytes = config.max_msg_size_bytes
         self.max_uncommitted_bytes = config.max_uncommitted_bytes
         # Entry bytes this leader appended that are not yet handed out as committed.
@@ -147,6 +150,8 @@ class RaftCore:
         self.randomized_election_ticks = self.election_ticks
         self._broadcast_queued = False
         self._append_queue: dict[int, bool] = {}  # follower -> may the append be empty
+        # Followers sent an append since the last periodic heartbeat (quiet_heartbeats).
+        self._appended_since_heartbeat: set[int] = set()
         self._step_role: Callable[[Message], None] = self._step_follower
         self._tick_role: Callable[[], None] = self._tick_election
 
@@ -209,6 +214,7 @@ class RaftCore:
         self.pending_read_index_messages = []
         self._broadcast_queued = False
         self._append_queue.clear()
+        self._appended_since_heartbeat.clear()
 
     def _become_follower(self, term: int, leader_id: int) -> None:
         self._step_role = self._step_follower
@@ -760,6 +766,8 @@ class RaftCore:
                 commit=log.committed,
             )
         )
+        if self.quiet_heartbeats:
+            self._appended_since_heartbeat.add(to_id)
         if entries:
             size_bytes = (
                 sum(entry_size_bytes(entry) for entry in entries)
@@ -787,11 +795,18 @@ class RaftCore:
         return True
 
     def _broadcast_heartbeat(self, context: bytes | None) -> None:
+        """`context` None: the periodic heartbeat (carrying the newest pending read, if
+        any); with quiet_heartbeats, followers sent an append since the last one are
+        skipped unless a read waits on their answer."""
+        skipped: set[int] = set()
         if context is None:
             context = self.read_only.last_pending_context()
+            skipped, self._appended_since_heartbeat = self._appended_since_heartbeat, set()
+            if context:
+                skipped = set()
         committed = self.log.committed
         for node_id, progress in self.tracker.progress.items():
-            if node_id == self.id:
+            if node_id == self.id or node_id in skipped:
                 continue
             # Never tell a follower to commit past what it is known to hold.
             self.messages.append(

@@ -191,6 +191,8 @@ class ReplicaService:
                 # most): only the leader answers clients, so an extra round of messages
                 # per commit would buy nothing but CPU.
                 broadcast_commit=False,
+                # Appends carry what heartbeats do: under writes, no heartbeat rounds.
+                quiet_heartbeats=True,
             )
         )
         self._transport: PeerTransport | None = None

@@ -133,13 +133,15 @@ def test_the_checkers_catch_a_shell_that_sends_before_it_fsyncs() -> None:
 
 def test_a_leader_that_sends_before_it_fsyncs_loses_nothing_acknowledged() -> None:
     # The ReplicaService's shell: a leader's appends go out before its own writes are
-    # durable (its fsync overlaps its followers'), and followers learn the commit index
-    # from the next append or heartbeat. Crashes between write and fsync included.
+    # durable (its fsync overlaps its followers'), followers learn the commit index
+    # from the next append or heartbeat, and a follower that was sent an append gets no
+    # heartbeat that tick. Crashes between write and fsync included.
     def service_shell(options: SimulationOptions) -> SimulationOptions:
         replica = replace(
             options.replica,
             leader_sends_before_sync=True,
             broadcast_commit=False,
+            quiet_heartbeats=True,
             crash_before_sync_probability=0.02,
         )
         return replace(options, replica=replica)

@@ -54,6 +54,7 @@ class ReplicaOptions:
     pre_vote: bool = True
     check_quorum: bool = True
     broadcast_commit: bool = True
+    quiet_heartbeats: bool = False
     # A leader sends its Ready's messages before persisting it (as etcd's leader and the
     # ReplicaService do): its fsync overlaps its followers'.
     leader_sends_before_sync: bool = False
@@ -197,6 +198,7 @@ class SimReplica:
                 pre_vote=options.pre_vote,
                 check_quorum=options.check_quorum,
                 broadcast_commit=options.broadcast_commit,
+                quiet_heartbeats=options.quiet_heartbeats,
             )
         )
         self.incarnation += 1

@@ -103,6 +103,7 @@ class SimulationOptions:
             crash_before_sync_probability=rng.choice([0.0, 0.001, 0.005]),
             broadcast_commit=later.random() < 0.5,
             leader_sends_before_sync=later.random() < 0.5,
+            quiet_heartbeats=later.random() < 0.5,
         )
         # A round trip must fit well within an election timeout or nobody gets elected.
         latency_max_steps = rng.randint(1, election_ticks * tick_steps // 4)
