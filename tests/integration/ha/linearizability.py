@@ -35,27 +35,30 @@ def linearizable(operations: list[Operation], initial: object = None) -> bool:
     count = len(ops)
     ends = [_UNKNOWN if op.returned_s is None else op.returned_s for op in ops]
     seen: set[tuple[int, object]] = set()
-
-    def search(remaining: int, value: object) -> bool:
+    # Depth-first over (operations left, register value), with an explicit stack: a
+    # history may hold more operations than Python's recursion limit.
+    stack: list[tuple[int, object]] = [((1 << count) - 1, initial)]
+    while stack:
+        remaining, value = stack.pop()
         # Only operations of unknown outcome left: they may all never have happened.
         if all(ends[i] == _UNKNOWN for i in range(count) if remaining >> i & 1):
             return True
         if (remaining, value) in seen:
-            return False
+            continue
         seen.add((remaining, value))
         horizon = min(ends[i] for i in range(count) if remaining >> i & 1)
+        successors: list[tuple[int, object]] = []
         for i in range(count):
             if not remaining >> i & 1 or ops[i].invoked_s > horizon:
                 continue  # someone else must come first
             op = ops[i]
             if op.kind == "read":
-                if op.value == value and search(remaining & ~(1 << i), value):
-                    return True
-            elif search(remaining & ~(1 << i), op.value):
-                return True
-        return False
-
-    return search((1 << count) - 1, initial)
+                if op.value == value:
+                    successors.append((remaining & ~(1 << i), value))
+            else:
+                successors.append((remaining & ~(1 << i), op.value))
+        stack.extend(reversed(successors))  # tried in the order of the operations
+    return False
 
 
 def check_registers(operations: Iterable[Operation], initial: object = None) -> list[Hashable]:

@@ -41,3 +41,13 @@ def test_reading_a_value_never_written_is_caught() -> None:
 def test_keys_are_checked_independently() -> None:
     history = [w(1, 0, 1, "a"), r(1, 2, 3, "a"), w(5, 0, 1, "b"), r(4, 2, 3, "b")]
     assert check_registers(history) == ["b"]
+
+
+def test_a_history_longer_than_the_recursion_limit_is_checked() -> None:
+    history = []
+    for number in range(600):  # 1,200 operations
+        start = 4 * number
+        history += [w(number, start, start + 1), r(number, start + 2, start + 3)]
+    assert linearizable(history)
+    history.append(r(0, 10**6, 10**6 + 1))
+    assert not linearizable(history)
