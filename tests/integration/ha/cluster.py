@@ -28,15 +28,28 @@ _TOKEN = re.compile(r"--token (K10\S+)")
 
 
 def free_port_base() -> int:
-    """A base port such that base .. base+3, +1000 .. +1003 are likely free."""
+    """A base port such that base .. base+9 and base+1000 .. base+1009 are free now,
+    below the kernel's ephemeral range: outgoing connections take their local ports
+    from that range, so a base drawn from it was often taken (by a node's own peer
+    connections) before the last node listened ("Address already in use")."""
+    import random
     import socket
 
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            ephemeral_low = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    draw = random.SystemRandom()
     while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base: int = probe.getsockname()[1]
-        if 20000 <= base <= 58000:
-            return base - base % 10
+        base = draw.randrange(10000, max(10010, ephemeral_low - 1010), 10)
+        try:
+            for port in [*range(base, base + 10), *range(base + 1000, base + 1010)]:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
 
 
 @dataclass
