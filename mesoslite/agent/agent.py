@@ -630,7 +630,9 @@ class Agent:
     def _prepare_executor_files(self, framework: Framework, executor: Executor) -> None:
         """Sandbox and checkpoints of a new executor (in a worker thread when it
         checkpoints: those writes are fsynced)."""
-        create_sandbox(executor.directory)
+        # A command task's spawn opens (creates) its stdout and stderr itself: two inodes
+        # fewer made on the loop.
+        create_sandbox(executor.directory, stdio=executor.kind is not ExecutorKind.COMMAND)
         if not executor.checkpoint or self.agent_id is None:
             return
         checkpoints.write_framework_info(self.layout, self.agent_id, framework.info)

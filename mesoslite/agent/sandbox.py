@@ -151,17 +151,20 @@ def _make_directories(path: str, levels: int = 1) -> None:
 _STDIO_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
 
-def create_sandbox(directory: Path, *, latest_link: bool = True) -> None:
+def create_sandbox(directory: Path, *, latest_link: bool = True, stdio: bool = True) -> None:
     """Create a run directory with empty stdout/stderr; point `runs/latest` at it.
 
-    About ten syscalls (~0.1-0.3 ms): callers on the event loop may run it inline rather
-    than pay for a worker thread."""
+    About ten syscalls (~0.1-0.3 ms, more on a busy ext4: each new inode is a scan):
+    callers on the event loop may run it inline rather than pay for a worker thread.
+    `stdio=False` leaves stdout/stderr to the process about to start in it (its spawn
+    creates them, as Mesos' container logger does at launch)."""
     path = os.fspath(directory)
     # <executor>/runs/<container>, <sandbox>/containers/<container>: the two levels
     # above the run may be new as well.
     _make_directories(path, levels=3)
-    for name in ("stdout", "stderr"):
-        os.close(os.open(os.path.join(path, name), _STDIO_CREATE_FLAGS, 0o644))
+    if stdio:
+        for name in ("stdout", "stderr"):
+            os.close(os.open(os.path.join(path, name), _STDIO_CREATE_FLAGS, 0o644))
     if latest_link:
         # Relative, so that the tree can be moved; replaced atomically by rename.
         parent, leaf = os.path.split(path)
