@@ -18,7 +18,7 @@ from mesoslite.runtime.errors import (
 )
 from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Limitation
 
-from .helpers import argv, process_is_gone, scalar, shell
+from .helpers import argv, scalar, shell, wait_until_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -62,8 +62,9 @@ async def test_wait_after_the_end_returns_at_once_and_destroy_forgets(
 async def test_launch_returns_the_pid_and_runs_in_the_sandbox(
     containerizer: MesosContainerizer, make_config: MakeConfig
 ) -> None:
-    config = make_config(shell('echo "$$ $(pwd) $GREETING"'),
-                         environment={"GREETING": "hi", "PATH": "/usr/bin:/bin"})
+    config = make_config(
+        shell('echo "$$ $(pwd) $GREETING"'), environment={"GREETING": "hi", "PATH": "/usr/bin:/bin"}
+    )
     pid = await containerizer.launch("c", config)
     await containerizer.wait("c")
     assert (config.sandbox / "stdout").read_text() == f"{pid} {config.sandbox} hi\n"
@@ -101,7 +102,7 @@ async def test_kill_signals_the_whole_process_group(
     assert os.WIFSIGNALED(termination.wait_status)
     assert os.WTERMSIG(termination.wait_status) == signal.SIGTERM
     assert "Terminated" in termination.message
-    assert process_is_gone(child_pid)
+    assert await wait_until_gone(child_pid)
 
 
 async def test_destroy_kills_leftover_processes_of_the_session(
@@ -117,7 +118,7 @@ async def test_destroy_kills_leftover_processes_of_the_session(
     termination = await containerizer.destroy("c")
     assert termination.wait_status is not None and os.WIFSIGNALED(termination.wait_status)
     assert containerizer.containers() == []
-    assert process_is_gone(child_pid)
+    assert await wait_until_gone(child_pid)
 
 
 async def test_bad_executable_fails_the_launch_with_a_reason(
@@ -141,8 +142,12 @@ async def test_launching_an_id_twice_is_refused(
 
 
 async def test_unknown_containers_raise(containerizer: MesosContainerizer) -> None:
-    for call in (containerizer.wait, containerizer.destroy, containerizer.usage,
-                 containerizer.status):
+    for call in (
+        containerizer.wait,
+        containerizer.destroy,
+        containerizer.usage,
+        containerizer.status,
+    ):
         with pytest.raises(UnknownContainerError):
             await call("nope")
     with pytest.raises(UnknownContainerError):
@@ -152,8 +157,9 @@ async def test_unknown_containers_raise(containerizer: MesosContainerizer) -> No
 async def test_usage_reports_process_figures_and_limits(
     containerizer: MesosContainerizer, make_config: MakeConfig
 ) -> None:
-    config = make_config(shell("sleep 30 & sleep 30 & wait"),
-                         resources=[scalar("cpus", 0.5), scalar("mem", 64)])
+    config = make_config(
+        shell("sleep 30 & sleep 30 & wait"), resources=[scalar("cpus", 0.5), scalar("mem", 64)]
+    )
     await containerizer.launch("c", config)
     statistics = await containerizer.usage("c")
     while statistics.processes < 3:
@@ -233,8 +239,12 @@ async def test_isolators_run_in_order_and_clean_up_in_reverse(make_config: MakeC
         await containerizer.launch("c", config)
         await containerizer.wait("c")
     assert journal == [
-        "prepare test/a", "prepare test/b", "isolate test/a", "isolate test/b",
-        "cleanup test/b", "cleanup test/a",
+        "prepare test/a",
+        "prepare test/b",
+        "isolate test/a",
+        "isolate test/b",
+        "cleanup test/b",
+        "cleanup test/a",
     ]
     output = (config.sandbox / "stdout").read_text().split()
     assert "FROM_test_a=1" in output and "FROM_test_b=1" in output

@@ -17,7 +17,7 @@ from mesoslite.runtime.checkpoint import ContainerRecord, read_records
 from mesoslite.runtime.containerizer import MesosContainerizer
 from mesoslite.runtime.reaper_protocol import exit_record_path
 
-from .helpers import process_is_gone, shell
+from .helpers import shell, wait_until_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -64,8 +64,7 @@ async def test_containers_survive_a_restart_and_exits_while_down_are_kept(
     runtime_dir: Path, make_config: MakeConfig
 ) -> None:
     running = make_config(shell("sleep 600"), checkpoint=True)
-    ending = make_config(shell("while [ ! -e go ]; do sleep 0.02; done; exit 7"),
-                         checkpoint=True)
+    ending = make_config(shell("while [ ! -e go ]; do sleep 0.02; done; exit 7"), checkpoint=True)
     # The shell stays as the parent of sleep: the orphan's process group must die whole.
     orphan = make_config(shell("sleep 600; true"), checkpoint=True)
     with anyio.fail_after(_SAFETY_SECONDS):
@@ -88,8 +87,8 @@ async def test_containers_survive_a_restart_and_exits_while_down_are_kept(
             assert ended.wait_status is not None
             assert os.waitstatus_to_exitcode(ended.wait_status) == 7
             assert second.containers() == ["running"]
-            assert process_is_gone(orphan_pid)
-            assert all(process_is_gone(pid) for pid in _group_members(orphan_pid))
+            assert await wait_until_gone(orphan_pid)
+            assert all([await wait_until_gone(pid) for pid in _group_members(orphan_pid)])
             assert (await second.status("running")).executor_pid == running_pid
 
             await second.kill("running", signal.SIGTERM)
