@@ -169,8 +169,7 @@ class ReplicatedLeadership:
         if last is None:
             return
         try:
-            with anyio.fail_after(10.0):
-                await last.wait()
+            await last.wait(10.0)
         except Exception as error:
             if not _counts_as_committed(error):
                 raise HttpError(503, f"The registry write did not complete: {error}") from None

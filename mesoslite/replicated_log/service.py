@@ -23,6 +23,7 @@ by rank to avoid split votes, instead of waiting out the election timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
@@ -109,20 +110,20 @@ class ReplicaTiming:
 
 
 class Proposal:
-    """One proposed entry; done once applied (or lost)."""
+    """One proposed entry; done once applied (or lost).
 
-    __slots__ = ("_callbacks", "_done", "error", "index", "term")
+    Waiting costs a future and, with a timeout, a timer: no event objects or cancel
+    scopes, since every registry write of the master waits on one."""
+
+    __slots__ = ("_callbacks", "_waiters", "done", "error", "index", "term")
 
     def __init__(self, index: int, term: int) -> None:
         self.index = index
         self.term = term
+        self.done = False
         self.error: BaseException | None = None
-        self._done = anyio.Event()
         self._callbacks: list[Callable[[BaseException | None], None]] = []
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
+        self._waiters: list[asyncio.Future[None]] = []
 
     def add_done_callback(self, callback: Callable[[BaseException | None], None]) -> None:
         if self.done:
@@ -133,8 +134,12 @@ class Proposal:
     def finish(self, error: BaseException | None) -> None:
         if self.done:
             return
+        self.done = True
         self.error = error
-        self._done.set()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             try:
@@ -142,11 +147,28 @@ class Proposal:
             except Exception:
                 log.exception("a proposal callback failed")
 
-    async def wait(self) -> None:
-        """Return once applied; raise its rejection or loss."""
-        await self._done.wait()
+    async def wait(self, timeout_s: float | None = None) -> None:
+        """Return once applied; raise its rejection or loss, or TimeoutError when it is
+        not done within `timeout_s`."""
+        if not self.done:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = None if timeout_s is None else loop.call_later(timeout_s, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if not self.done:
+                    self._waiters.remove(waiter)
         if self.error is not None:
             raise self.error
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 @dataclass(slots=True)
@@ -196,11 +218,13 @@ class ReplicaService:
             )
         )
         self._transport: PeerTransport | None = None
-        self._wakeup = anyio.Event()
+        # asyncio's events rather than anyio's: the loop waits on one per Ready and the
+        # registry changes with every applied batch (anyio's cost a backend lookup each).
+        self._wakeup = asyncio.Event()
         self._proposals: dict[int, Proposal] = {}
         self._reads: dict[bytes, _Read] = {}
         self._applied_waiters: dict[int, list[anyio.Event]] = {}
-        self._changed = anyio.Event()
+        self._changed = asyncio.Event()
         self._leader_id = NO_NODE
         self._role = StateRole.FOLLOWER
         self._term = self._node.term
@@ -328,9 +352,7 @@ class ReplicaService:
 
         :raises NotLeaderError, OperationRejected, ProposalLostError, TimeoutError:
         """
-        proposal = self.propose_nowait(operation)
-        with anyio.fail_after(timeout_s):
-            await proposal.wait()
+        await self.propose_nowait(operation).wait(timeout_s)
 
     def _propose(self, data: bytes) -> Proposal:
         try:
@@ -364,8 +386,7 @@ class ReplicaService:
         proposal = Proposal(index, self._node.term)
         self._proposals[index] = proposal
         self._wake()
-        with anyio.fail_after(timeout_s):
-            await proposal.wait()
+        await proposal.wait(timeout_s)
 
     def transfer_leadership(self, to_id: int) -> None:
         self._node.transfer_leadership(to_id)
@@ -429,7 +450,7 @@ class ReplicaService:
 
     def _notify(self) -> None:
         self._changed.set()
-        self._changed = anyio.Event()
+        self._changed = asyncio.Event()
 
     async def _tick_loop(self) -> None:
         timing = self.timing
@@ -498,7 +519,9 @@ class ReplicaService:
         storage = self._storage
         while True:
             await self._wakeup.wait()
-            self._wakeup = anyio.Event()
+            # Cleared before looking: a wake after this finds has_ready() true or sets
+            # it again for the next round.
+            self._wakeup.clear()
             while node.has_ready():
                 ready = node.ready()
                 # A leader's messages (appends, heartbeats) need nothing of its own disk:
@@ -536,7 +559,11 @@ class ReplicaService:
                 if conf_changed:
                     self._sync_peers()
                 self._observe(ready.soft_state is not None or conf_changed)
-                if ready.committed_entries:
+                if (
+                    ready.committed_entries
+                    and self._applied_index - self._snapshot_index
+                    >= self.timing.snapshot_every_entries
+                ):
                     await self._maybe_snapshot()
 
     def _send(self, messages: list[Message]) -> None:
