@@ -104,6 +104,15 @@ class _Libc:
             self.sigaddset(self.default_signals, int(number))
         self.empty_mask = ctypes.create_string_buffer(_SIGSET_BYTES)
         self.sigemptyset(self.empty_mask)
+        # The same for every spawn, and only read by posix_spawn: made once, kept.
+        self.spawn_attributes = ctypes.create_string_buffer(_ATTR_BYTES)
+        self.attr_init(self.spawn_attributes)
+        self.attr_setflags(
+            self.spawn_attributes,
+            _POSIX_SPAWN_SETSID | _POSIX_SPAWN_SETSIGDEF | _POSIX_SPAWN_SETSIGMASK,
+        )
+        self.attr_setsigdefault(self.spawn_attributes, self.default_signals)
+        self.attr_setsigmask(self.spawn_attributes, self.empty_mask)
 
 
 _libc: _Libc | None = None
@@ -129,16 +138,9 @@ class _Prepared:
     def __init__(self, spec: SpawnSpec) -> None:
         libc = _get_libc()
         self.actions = ctypes.create_string_buffer(_FILE_ACTIONS_BYTES)
-        self.attributes = ctypes.create_string_buffer(_ATTR_BYTES)
+        self.attributes = libc.spawn_attributes
         libc.file_actions_init(self.actions)
-        libc.attr_init(self.attributes)
         try:
-            libc.attr_setflags(
-                self.attributes,
-                _POSIX_SPAWN_SETSID | _POSIX_SPAWN_SETSIGDEF | _POSIX_SPAWN_SETSIGMASK,
-            )
-            libc.attr_setsigdefault(self.attributes, libc.default_signals)
-            libc.attr_setsigmask(self.attributes, libc.empty_mask)
             # The sandbox paths are absolute: opened before the chdir, then chdir, then
             # stdin from /dev/null and every other descriptor closed.
             actions = self.actions
@@ -174,7 +176,6 @@ class _Prepared:
     def free(self) -> None:
         libc = _get_libc()
         libc.file_actions_destroy(self.actions)
-        libc.attr_destroy(self.attributes)
 
 
 def _result(prepared: _Prepared, error: int, spec: SpawnSpec) -> int:
