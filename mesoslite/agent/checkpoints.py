@@ -12,7 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
-from mesoslite.agent.sandbox import SandboxLayout, atomic_write, fsync_directory
+from mesoslite.agent.sandbox import (
+    SandboxLayout,
+    atomic_write,
+    fsync_directory,
+    spread_subdirectories,
+)
 from mesoslite.proto import mesos_pb2
 
 __all__ = [
@@ -42,6 +47,10 @@ def current_boot_id() -> str:
 def prepare_work_dir(layout: SandboxLayout) -> None:
     layout.work_dir.mkdir(parents=True, exist_ok=True)
     layout.meta_dir.mkdir(parents=True, exist_ok=True)
+    # Before the first `slaves/<agent id>` is made: its tree goes to a block group of its
+    # own (several inodes per task; see spread_subdirectories).
+    layout.sandboxes_dir.mkdir(exist_ok=True)
+    spread_subdirectories(layout.sandboxes_dir)
     boot_id = current_boot_id()
     if boot_id:
         atomic_write(layout.boot_id_file, boot_id.encode("ascii"))

