@@ -437,7 +437,10 @@ class Node:
         )
         from mesoslite.replicated_log.cluster_api import ClusterApi, promote_learners
         from mesoslite.replicated_log.identity import tls_paths
-        from mesoslite.replicated_log.peer_transport import mount_raft_endpoint
+        from mesoslite.replicated_log.peer_transport import (
+            mount_raft_endpoint,
+            raft_http_protocol,
+        )
         from mesoslite.replicated_log.tls import client_ssl_context, uvicorn_tls_options
 
         replica = self._replica
@@ -477,7 +480,12 @@ class Node:
 
         async def serve_peers() -> None:
             try:
-                await _serve(peer_router, peer_sock, **uvicorn_tls_options(paths))
+                await _serve(
+                    peer_router,
+                    peer_sock,
+                    http=raft_http_protocol(endpoint),
+                    **uvicorn_tls_options(paths),
+                )
             finally:
                 endpoint.close()
 

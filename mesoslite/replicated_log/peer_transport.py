@@ -14,6 +14,13 @@ etcd's rafthttp:
   the Raft node learns whether the snapshot arrived, and appends are not held up behind
   a large body.
 
+A stream starts as an HTTP upgrade (`Connection: Upgrade`, `Upgrade: mesoslite-raft`):
+a listener served with `raft_http_protocol(endpoint)` answers 101 and hands the
+connection to a plain frame reader that decodes and delivers in the transport's own
+callback, past uvicorn, ASGI and starlette (a task hand-off and several layers per
+message). A peer that does not answer 101 gets the chunked `POST` instead (a listener
+without the protocol: an older member), which the endpoint reads through ASGI.
+
 Receiving: `RaftEndpoint` decodes frames as they arrive and hands each batch to
 `deliver`. Mount it on a listener whose TLS context requires a certificate signed by the
 cluster CA (`tls.uvicorn_tls_options`), so that only members get through. Streams never
@@ -35,7 +42,7 @@ import logging
 import math
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -53,6 +60,7 @@ from mesoslite.replicated_log.message_codec import (
     encode_messages,
 )
 from mesoslite.wire.routing import Router
+from mesoslite.wire.server import http_protocol
 
 __all__ = [
     "CONTENT_TYPE",
@@ -64,6 +72,7 @@ __all__ = [
     "encode_frame",
     "mount_raft_endpoint",
     "open_peer_transport",
+    "raft_http_protocol",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,7 +89,13 @@ _WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 
 _FRAME_LENGTH = struct.Struct("<I")
 
-DeliverMessages = Callable[[list[Message]], Awaitable[None]]
+DeliverMessages = Callable[[list[Message]], None]
+RAFT_UPGRADE = "mesoslite-raft"
+_SWITCHING = (
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+    b"Upgrade: " + RAFT_UPGRADE.encode() + b"\r\n\r\n"
+)
+_MAX_ANSWER_HEAD_BYTES = 16 * 1024
 
 
 def encode_frame(messages: list[Message]) -> bytes:
@@ -100,18 +115,37 @@ class RaftEndpoint:
         self._deliver = deliver
         self._max_frame_bytes = max_frame_bytes
         self._open_requests: set[anyio.CancelScope] = set()
+        self._upgraded: set[_FrameReader] = set()
         self._closed = False
 
     @property
     def open_requests(self) -> int:
-        """Requests being received now (mostly peers' streams)."""
-        return len(self._open_requests)
+        """Streams being received now (upgraded or not) and other requests."""
+        return len(self._open_requests) + len(self._upgraded)
 
     def close(self) -> None:
-        """End every open stream (answered 503) and refuse new ones."""
+        """End every open stream (answered 503, or closed once upgraded) and refuse new
+        ones."""
         self._closed = True
         for scope in self._open_requests:
             scope.cancel()
+        for reader in list(self._upgraded):
+            reader.close()
+
+    def upgrade(self, transport: asyncio.Transport, method: str, url: bytes) -> None:
+        """Take over a connection whose request asked for `Upgrade: mesoslite-raft`."""
+        if url.split(b"?", 1)[0] != RAFT_PATH.encode() or method != "POST":
+            transport.write(_plain_answer(404, "no raft stream here"))
+            transport.close()
+            return
+        if self._closed:
+            transport.write(_plain_answer(503, "this replica is shutting down"))
+            transport.close()
+            return
+        transport.write(_SWITCHING)
+        reader = _FrameReader(self)
+        transport.set_protocol(reader)
+        reader.connection_made(transport)
 
     async def __call__(self, request: Request) -> Response:
         if self._closed:
@@ -142,10 +176,105 @@ class RaftEndpoint:
                 except MessageCodecError as error:
                     return _text_response(400, str(error))
                 del buffer[:end]
-                await self._deliver(messages)
+                self._deliver(messages)
         if buffer:
             return _text_response(400, f"body ends inside a frame ({len(buffer)} bytes left)")
         return Response(status_code=204)
+
+
+class _FrameReader(asyncio.Protocol):
+    """An upgraded stream's receiving end: length-prefixed frames, no HTTP framing,
+    each batch delivered in the callback that completed it. A bad or oversized frame
+    ends the stream (the sender reconnects)."""
+
+    def __init__(self, endpoint: RaftEndpoint) -> None:
+        self._endpoint = endpoint
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._endpoint._upgraded.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        buffer: bytes | bytearray
+        if self._buffer:
+            self._buffer += data
+            buffer = self._buffer
+        else:
+            buffer = data
+        endpoint = self._endpoint
+        offset = 0
+        size = len(buffer)
+        while size - offset >= _FRAME_LENGTH.size:
+            (frame_bytes,) = _FRAME_LENGTH.unpack_from(buffer, offset)
+            if frame_bytes > endpoint._max_frame_bytes:
+                self._fail(f"frame of {frame_bytes} bytes is too large")
+                return
+            end = offset + _FRAME_LENGTH.size + frame_bytes
+            if size < end:
+                break
+            try:
+                messages = decode_messages(bytes(buffer[offset + _FRAME_LENGTH.size : end]))
+            except MessageCodecError as error:
+                self._fail(str(error))
+                return
+            offset = end
+            try:
+                endpoint._deliver(messages)
+            except Exception:
+                log.exception("delivering raft messages failed")
+        if buffer is self._buffer:
+            del self._buffer[:offset]
+        elif offset < size:
+            self._buffer += buffer[offset:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._endpoint._upgraded.discard(self)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _fail(self, reason: str) -> None:
+        log.warning("raft stream ended: %s", reason)
+        self._buffer.clear()
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def raft_http_protocol(endpoint: RaftEndpoint) -> type[asyncio.Protocol]:
+    """The uvicorn protocol class (`http=` option) for the listener that serves
+    `endpoint`: httptools' protocol, handing streams that ask for the raft upgrade to
+    `endpoint`. Without httptools, the plain protocol: peers then stream through ASGI."""
+    base = http_protocol()
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return base
+    upgrade_token = RAFT_UPGRADE.encode()
+
+    class RaftUpgradingProtocol(HttpToolsProtocol):
+        def _should_upgrade(self) -> bool:
+            return self._get_upgrade() == upgrade_token or super()._should_upgrade()
+
+        def handle_websocket_upgrade(self) -> None:
+            if self._get_upgrade() != upgrade_token:
+                super().handle_websocket_upgrade()
+                return
+            self.connections.discard(self)  # ours now: RaftEndpoint.close() ends it
+            endpoint.upgrade(self.transport, self.scope["method"], self.url)
+
+    return RaftUpgradingProtocol
+
+
+def _plain_answer(status_code: int, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status_code} {text}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def _text_response(status_code: int, text: str) -> Response:
@@ -196,11 +325,12 @@ class _Outbox:
 
 
 class _Stream(asyncio.Protocol):
-    """The sending side of one stream: a TLS connection carrying one `POST RAFT_PATH`
-    whose chunked body never ends. `write` puts a frame on the wire at once (TLS and
-    the socket write happen in the call). The server answers only when it ends the
-    stream (503 while closing, 4xx for a bad frame), so any answer, like the loss of
-    the connection, ends it."""
+    """The sending side of one stream on a TLS connection of its own: upgraded (frames
+    as they are) or, where the peer does not upgrade, one `POST RAFT_PATH` whose chunked
+    body never ends. `write_frame` puts a frame on the wire at once (TLS and the socket
+    write happen in the call). Once streaming, the peer only ever answers to end the
+    stream (503 while closing, 4xx for a bad frame), so any answer, like the loss of the
+    connection, ends it."""
 
     def __init__(self, changed: Callable[[], None]) -> None:
         self._changed = changed
@@ -208,18 +338,50 @@ class _Stream(asyncio.Protocol):
         self.ended = False
         self.paused = False  # the kernel and TLS buffers are full: hold frames back
         self.reason = ""
+        self.upgraded = False
+        # The status of the answer to the upgrade request (None: the connection ended).
+        self.answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._answer_head: bytearray | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH_BYTES)
 
+    def ask_upgrade(self, head: bytes) -> None:
+        self._answer_head = bytearray()
+        self.write(head)
+
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self.ended:
             self._transport.write(data)
 
+    def write_frame(self, messages: list[Message]) -> None:
+        frame = encode_frame(messages)
+        self.write(frame if self.upgraded else b"%x\r\n%b\r\n" % (len(frame), frame))
+
     def data_received(self, data: bytes) -> None:
-        self._end(data.split(b"\r\n", 1)[0].decode("latin-1", "replace") or "an answer")
+        head = self._answer_head
+        if head is None:
+            self._end(data.split(b"\r\n", 1)[0].decode("latin-1", "replace") or "an answer")
+            return
+        head += data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > _MAX_ANSWER_HEAD_BYTES:
+                self._answered(None)
+                self._end("the answer to the upgrade is too long")
+            return
+        self._answer_head = None
+        status_line = bytes(head[: head.find(b"\r\n")]).decode("latin-1", "replace")
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status == 101 and end + 4 == len(head):
+            self.upgraded = True
+            self._answered(101)
+            return
+        self._answered(status)
+        self._end(f"upgrade answered: {status_line}")
 
     def eof_received(self) -> bool:
         self._end("closed by the peer")
@@ -239,10 +401,15 @@ class _Stream(asyncio.Protocol):
     def abort(self, reason: str) -> None:
         self._end(reason)
 
+    def _answered(self, status: int | None) -> None:
+        if not self.answer.done():
+            self.answer.set_result(status)
+
     def _end(self, reason: str) -> None:
         if not self.ended:
             self.ended = True
             self.reason = reason
+            self._answered(None)
             if self._transport is not None:
                 self._transport.abort()
             self._changed()
@@ -252,6 +419,8 @@ class _Stream(asyncio.Protocol):
 class _Peer:
     node_id: int
     address: str
+    # Ask for the upgrade (until the peer fails to answer it: then chunked POSTs).
+    upgrade: bool = True
     # Waiting for a stream: none is open yet, or its buffers are full.
     pending: list[Message] = field(default_factory=list)
     wakeup: anyio.Event = field(default_factory=anyio.Event)
@@ -270,12 +439,6 @@ class _Peer:
 def _split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def _chunk(messages: list[Message]) -> bytes:
-    """One frame as one chunk of the stream's body."""
-    frame = encode_frame(messages)
-    return b"%x\r\n%b\r\n" % (len(frame), frame)
 
 
 class PeerTransport:
@@ -348,7 +511,7 @@ class PeerTransport:
             peer = self._peers[to_id]
             stream = peer.stream
             if stream is not None and not stream.paused and not stream.ended and not peer.pending:
-                stream.write(_chunk(batch))
+                stream.write_frame(batch)
                 continue
             room = self._max_queued_messages - len(peer.pending)
             if room < len(batch):
@@ -389,21 +552,41 @@ class PeerTransport:
                 )
         except (OSError, TimeoutError, ssl.SSLError, ValueError) as error:
             return f"connecting: {type(error).__name__}: {error}"
-        head = (
-            f"POST {RAFT_PATH} HTTP/1.1\r\nHost: {peer.address}\r\n"
-            f"Content-Type: {CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ).encode("latin-1")
-        batch, peer.pending = peer.pending, []
-        stream.write(head + _chunk(batch))
-        peer.stream = stream
         try:
+            if peer.upgrade:
+                stream.ask_upgrade(
+                    (
+                        f"POST {RAFT_PATH} HTTP/1.1\r\nHost: {peer.address}\r\n"
+                        f"Connection: Upgrade\r\nUpgrade: {RAFT_UPGRADE}\r\n\r\n"
+                    ).encode("latin-1")
+                )
+                status: int | None = None
+                timed_out = True
+                with anyio.move_on_after(self._timeout_s):
+                    status = await stream.answer
+                    timed_out = False
+                if status != 101:
+                    if timed_out or (status is not None and status != 503):
+                        # It does not know the upgrade (an older member): stream the
+                        # chunked POST from the next attempt on.
+                        log.info("raft peer %d takes no stream upgrade", peer.node_id)
+                        peer.upgrade = False
+                    return stream.reason or "no answer to the stream upgrade"
+            else:
+                stream.write(
+                    (
+                        f"POST {RAFT_PATH} HTTP/1.1\r\nHost: {peer.address}\r\n"
+                        f"Content-Type: {CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    ).encode("latin-1")
+                )
+            peer.stream = stream
             while True:
                 peer.wakeup = anyio.Event()
                 if stream.ended:
                     return stream.reason
                 if peer.pending and not stream.paused:
                     batch, peer.pending = peer.pending, []
-                    stream.write(_chunk(batch))
+                    stream.write_frame(batch)
                     continue
                 # Full buffers that do not drain for this long mean the peer is gone.
                 with anyio.move_on_after(self._timeout_s if stream.paused else math.inf):

@@ -316,8 +316,8 @@ class ReplicaService:
 
     # ------------------------------------------------------------------ inputs
 
-    async def deliver(self, messages: list[Message]) -> None:
-        """Messages from peers (the Raft endpoint's callback)."""
+    def deliver(self, messages: list[Message]) -> None:
+        """Messages from peers (the Raft endpoint's callback, in the transport's)."""
         node = self._node
         leader_id = self._leader_id
         for message in messages:

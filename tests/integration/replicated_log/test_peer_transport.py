@@ -27,6 +27,7 @@ from mesoslite.replicated_log.peer_transport import (
     encode_frame,
     mount_raft_endpoint,
     open_peer_transport,
+    raft_http_protocol,
 )
 from mesoslite.replicated_log.tls import (
     ClusterCa,
@@ -82,14 +83,17 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def replica(paths: TlsPaths) -> AsyncIterator[tuple[str, MemoryObjectReceiveStream[Message]]]:
+async def replica(
+    paths: TlsPaths, *, upgrades: bool = True
+) -> AsyncIterator[tuple[str, MemoryObjectReceiveStream[Message]]]:
     """A listener serving the Raft endpoint with the member-only TLS policy; yields its
-    address and the messages it receives."""
-    send, receive = anyio.create_memory_object_stream[Message](1000)
+    address and the messages it receives. `upgrades=False`: a listener without the
+    stream upgrade (an older member), read through ASGI."""
+    send, receive = anyio.create_memory_object_stream[Message](10_000)
 
-    async def deliver(messages: list[Message]) -> None:
+    def deliver(messages: list[Message]) -> None:
         for message in messages:
-            await send.send(message)
+            send.send_nowait(message)
 
     router = Router()
     endpoint = mount_raft_endpoint(router, deliver)
@@ -98,8 +102,9 @@ async def replica(paths: TlsPaths) -> AsyncIterator[tuple[str, MemoryObjectRecei
     sock.listen(16)
     sock.setblocking(False)
     port = sock.getsockname()[1]
+    options = {"http": raft_http_protocol(endpoint)} if upgrades else {}
     server = _QuietServer(
-        uvicorn_config(router, log_level="critical", **uvicorn_tls_options(paths))
+        uvicorn_config(router, log_level="critical", **options, **uvicorn_tls_options(paths))
     )
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])
@@ -241,7 +246,7 @@ async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: 
     node_2 = member(node_1, tmp_path / "two", "node-2")
     arrived = anyio.Event()
 
-    async def deliver(messages: list[Message]) -> None:
+    def deliver(messages: list[Message]) -> None:
         arrived.set()
 
     router = Router()
@@ -252,7 +257,12 @@ async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: 
     sock.setblocking(False)
     address = f"127.0.0.1:{sock.getsockname()[1]}"
     server = _QuietServer(
-        uvicorn_config(router, log_level="critical", **uvicorn_tls_options(node_2))
+        uvicorn_config(
+            router,
+            log_level="critical",
+            http=raft_http_protocol(endpoint),
+            **uvicorn_tls_options(node_2),
+        )
     )
     client = httpx.AsyncClient(verify=client_ssl_context(node_1))
     transport_context = open_peer_transport(client_ssl_context(node_1), Reports())
@@ -265,10 +275,28 @@ async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: 
     async with client, transport_context as transport, anyio.create_task_group() as group:
         group.start_soon(serve)
         transport.set_peer(2, address)
-        transport.send(appends(1))  # opens a stream that stays open
+        transport.send(appends(1))  # opens a stream (upgraded) that stays open
         with anyio.fail_after(10):
             await arrived.wait()
         assert endpoint.open_requests == 1
+
+        async def chunked_stream() -> None:
+            # As a member without the upgrade streams: a chunked POST, read through ASGI.
+            async def frames() -> AsyncIterator[bytes]:
+                yield encode_frame(appends(1))
+                await anyio.sleep_forever()
+
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(
+                    f"https://{address}{RAFT_PATH}",
+                    content=frames(),
+                    headers={"Content-Type": CONTENT_TYPE},
+                )
+
+        group.start_soon(chunked_stream)
+        with anyio.fail_after(10):  # a guard against hanging, not a timing check
+            while endpoint.open_requests < 2:
+                await anyio.sleep(0.01)
 
         endpoint.close()
         with anyio.fail_after(10):  # a guard against hanging, not a timing check
@@ -283,12 +311,14 @@ async def test_closing_the_endpoint_ends_streams_and_refuses_new_ones(tmp_path: 
         server.should_exit = True
         with anyio.fail_after(10):  # a guard against hanging, not a timing check
             await stopped.wait()
+        group.cancel_scope.cancel()
     sock.close()
 
 
 async def test_a_peer_that_stops_reading_is_cut_off_and_reported(tmp_path: Path) -> None:
-    # It accepts the stream, then reads nothing: once the buffers are full and stay
-    # full for the timeout, the stream ends and the peer is reported unreachable.
+    # It accepts the stream (upgraded), then reads nothing: once the buffers are full
+    # and stay full for the timeout, the stream ends and the peer is reported
+    # unreachable.
     import asyncio
 
     node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
@@ -298,8 +328,13 @@ async def test_a_peer_that_stops_reading_is_cut_off_and_reported(tmp_path: Path)
     class Deaf(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             accepted.append(transport)
-            assert isinstance(transport, asyncio.ReadTransport)
-            transport.pause_reading()
+
+        def data_received(self, data: bytes) -> None:
+            transport = accepted[-1]
+            assert isinstance(transport, asyncio.Transport)
+            if b"\r\n\r\n" in data:  # the upgrade request: say yes, then stop reading
+                transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+                transport.pause_reading()
 
     server = await asyncio.get_running_loop().create_server(
         Deaf, "127.0.0.1", 0, ssl=server_ssl_context(node_2)
@@ -323,3 +358,49 @@ async def test_a_peer_that_stops_reading_is_cut_off_and_reported(tmp_path: Path)
         for accepted_transport in accepted:
             accepted_transport.close()
         server.close()
+
+
+async def test_a_peer_without_the_stream_upgrade_gets_a_chunked_stream(tmp_path: Path) -> None:
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    reports = Reports()
+    # It never answers the upgrade (uvicorn alone reads the request as a POST without
+    # a body): after the timeout the sender streams the chunked POST instead.
+    transport_context = open_peer_transport(
+        client_ssl_context(node_1), reports, timeout_s=0.5, retry_delay_s=0.01
+    )
+    async with replica(node_2, upgrades=False) as (address, received), transport_context as t:
+        t.set_peer(2, address)
+        sent = appends(300)
+        t.send(sent[:1])
+        await reports.wait_until(lambda: bool(reports.unreachable))  # the upgrade failed
+        t.send(sent[1:])
+        assert await receive_all(received, len(sent) - 1) == sent[1:]
+
+
+async def test_a_bad_frame_on_an_upgraded_stream_ends_it(tmp_path: Path) -> None:
+    import asyncio
+
+    node_1 = ensure_cluster_tls(tmp_path / "one", "node-1", LOOPBACK)
+    node_2 = member(node_1, tmp_path / "two", "node-2")
+    async with replica(node_2) as (address, received):
+        host, port = address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(
+            host, int(port), ssl=client_ssl_context(node_1), server_hostname=host
+        )
+        writer.write(
+            f"POST {RAFT_PATH} HTTP/1.1\r\nHost: {address}\r\n"
+            f"Connection: Upgrade\r\nUpgrade: mesoslite-raft\r\n\r\n".encode()
+        )
+        with anyio.fail_after(10):
+            answer = await reader.readuntil(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 101 ")
+        garbage = b"\x01garbage"
+        writer.write(encode_frame(appends(2)[:1]) + len(garbage).to_bytes(4, "little") + garbage)
+        writer.write(encode_frame(appends(2)[1:]))
+        with anyio.fail_after(10):
+            assert await reader.read() == b""  # the replica closed the stream
+        writer.close()
+        # Everything before the bad frame was delivered, nothing after.
+        assert await received_now(received, 1) == appends(2)[:1]
+        assert received.statistics().current_buffer_used == 0
