@@ -18,6 +18,9 @@ out=$("$binary" execute --master "127.0.0.1:$port_master" --name smoke \
   --command 'echo hello from mesoslite' --wait)
 echo "$out"
 echo "$out" | grep -q "TASK_FINISHED"
+# Tasks must not inherit the one-file binary's private library path.
+"$binary" execute --master "127.0.0.1:$port_master" --name smoke-env \
+  --command 'case "$LD_LIBRARY_PATH" in *_MEI*) exit 1;; esac' --wait >/dev/null
 set +e
 "$binary" execute --master "127.0.0.1:$port_master" --name smoke-fail --command 'exit 3' --wait
 status=$?

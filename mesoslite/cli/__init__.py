@@ -7,6 +7,7 @@ and the start of `mesoslite up` do not pay for the others' imports.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -70,7 +71,23 @@ def cli() -> None:
     """
 
 
+def _children_stand_alone() -> None:
+    """When frozen (one-file binary), the bootloader leaves variables that make a child
+    started from this binary reuse this process's unpacked files (which vanish when
+    this process exits: a detached node, the container reaper) and that put those files
+    on the library path of every task. Children must stand alone."""
+    if not getattr(sys, "frozen", False):
+        return
+    os.environ["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    original = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is not None:
+        os.environ["LD_LIBRARY_PATH"] = original
+    else:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+
+
 def main() -> None:
+    _children_stand_alone()
     # Hidden: the frozen binary starts the containerizer's reaper as itself. It is
     # dispatched before click so that it starts as fast as possible.
     if sys.argv[1:2] == ["_container-reaper"]:

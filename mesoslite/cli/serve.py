@@ -181,6 +181,20 @@ def _find(error: BaseException, kind: type[Exception]) -> Exception | None:
     return None
 
 
+def _started_by(pid: int | None, launched_pid: int) -> bool:
+    """Whether `pid` is the process we launched or its child: a one-file binary runs
+    its Python process as a child of its bootloader."""
+    if pid is None:
+        return False
+    if pid == launched_pid:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == launched_pid
+
+
 def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> dict[str, str]:
     """Start this command again in the background (own session, log in the data dir) and
     wait until it is ready. Returns the addresses it recorded."""
@@ -211,7 +225,7 @@ def detach(argv: list[str], data_dir: Path, ready_timeout_s: float = 60.0) -> di
             tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
             detail = ("; ".join(tail)) if tail else f"exit status {child.returncode}"
             raise CliError(f"mesoslite failed to start: {detail} (log: {log_path})")
-        if read_running_pid(data_dir) == child.pid:
+        if _started_by(read_running_pid(data_dir), child.pid):
             return read_addresses(data_dir)
         time.sleep(0.02)
     child.terminate()
