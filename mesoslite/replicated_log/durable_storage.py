@@ -124,6 +124,10 @@ class DurableStorage:
         write = WalWrite(entries, hard_state, reset)
         await self._submit(_Pending(write, snapshot, must_sync or snapshot is not None))
 
+    def can_write_now(self) -> bool:
+        """Whether `try_persist_now` would write (nothing queued or being written)."""
+        return not (self._queue or self._writing or self._closing)
+
     def try_persist_now(
         self,
         *,

@@ -207,24 +207,31 @@ class _FrameReader(asyncio.Protocol):
         endpoint = self._endpoint
         offset = 0
         size = len(buffer)
+        # Every frame completed by this read is delivered in one call (one Ready).
+        messages: list[Message] = []
+        failure = ""
         while size - offset >= _FRAME_LENGTH.size:
             (frame_bytes,) = _FRAME_LENGTH.unpack_from(buffer, offset)
             if frame_bytes > endpoint._max_frame_bytes:
-                self._fail(f"frame of {frame_bytes} bytes is too large")
-                return
+                failure = f"frame of {frame_bytes} bytes is too large"
+                break
             end = offset + _FRAME_LENGTH.size + frame_bytes
             if size < end:
                 break
             try:
-                messages = decode_messages(bytes(buffer[offset + _FRAME_LENGTH.size : end]))
+                messages += decode_messages(bytes(buffer[offset + _FRAME_LENGTH.size : end]))
             except MessageCodecError as error:
-                self._fail(str(error))
-                return
+                failure = str(error)
+                break
             offset = end
+        if messages:
             try:
                 endpoint._deliver(messages)
             except Exception:
                 log.exception("delivering raft messages failed")
+        if failure:
+            self._fail(failure)
+            return
         if buffer is self._buffer:
             del self._buffer[:offset]
         elif offset < size:

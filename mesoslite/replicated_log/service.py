@@ -49,6 +49,7 @@ from mesoslite.raft import (
     ProposalDroppedError,
     RawNode,
     ReadState,
+    Ready,
     Snapshot,
     StateRole,
 )
@@ -234,6 +235,11 @@ class ReplicaService:
         self._ticks_since_death = 0
         self._peer_addresses: dict[int, str] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
+        # Readies are being handled (by the loop's task or in a transport callback).
+        self._in_ready = False
+        # A Ready taken in a callback that needs waiting for: the loop's task does it.
+        self._deferred: Ready | None = None
+        self._fatal: BaseException | None = None
 
     # ------------------------------------------------------------------ observation
 
@@ -327,7 +333,7 @@ class ReplicaService:
                 node.step(message)
             except Exception:
                 log.exception("stepping a %s from %d failed", message.type.name, message.from_id)
-        self._wake()
+        self._process_readies_now()
 
     def report_unreachable(self, to_id: int) -> None:
         self._node.report_unreachable(to_id)
@@ -516,55 +522,114 @@ class ReplicaService:
 
     async def _ready_loop(self) -> None:
         node = self._node
-        storage = self._storage
         while True:
             await self._wakeup.wait()
             # Cleared before looking: a wake after this finds has_ready() true or sets
             # it again for the next round.
             self._wakeup.clear()
+            if self._fatal is not None:
+                raise self._fatal
+            self._in_ready = True
+            try:
+                ready, self._deferred = self._deferred, None
+                while ready is not None or node.has_ready():
+                    if ready is None:
+                        ready = node.ready()
+                    if not self._handle_ready_now(ready):
+                        await self._handle_ready_waiting(ready)
+                    ready = None
+                if self._snapshot_due():
+                    await self._maybe_snapshot()
+            finally:
+                self._in_ready = False
+
+    def _process_readies_now(self) -> None:
+        """Handle the Readies a peer's messages made in the caller (the transport's
+        callback) rather than in the loop's task, when nothing needs waiting for: one
+        task hand-off less on every hop of a write. Anything else goes to the loop."""
+        if self._in_ready or self._deferred is not None or self._fatal is not None:
+            self._wake()
+            return
+        node = self._node
+        self._in_ready = True
+        try:
             while node.has_ready():
                 ready = node.ready()
-                # A leader's messages (appends, heartbeats) need nothing of its own disk:
-                # they go out first, so that its fsync and its followers' overlap (Raft
-                # thesis 10.2.1). Its entries count toward a commit before they are
-                # durable here, but nothing shows that commit (no answer, no commit
-                # index sent, nothing applied) before the next Ready, which comes only
-                # after this one's writes are durable. Anyone else's messages (votes,
-                # acknowledgements) wait for the disk.
-                early = bool(ready.messages) and node.is_leader
-                if early:
-                    self._send(ready.messages)
-                if ready.snapshot is not None or (
-                    (ready.hard_state is not None or ready.entries)
-                    and not storage.try_persist_now(
-                        hard_state=ready.hard_state,
-                        entries=ready.entries,
-                        must_sync=ready.must_sync,
-                    )
-                ):
-                    await storage.persist(
-                        hard_state=ready.hard_state,
-                        entries=ready.entries,
-                        snapshot=ready.snapshot,
-                        must_sync=ready.must_sync,
-                    )
-                if ready.snapshot is not None:
-                    self._restore(ready.snapshot)
-                if ready.messages and not early:
-                    self._send(ready.messages)
-                conf_changed = self._apply(ready.committed_entries)
-                if ready.read_states:
-                    self._answer_reads(ready.read_states)
-                node.advance(ready)
-                if conf_changed:
-                    self._sync_peers()
-                self._observe(ready.soft_state is not None or conf_changed)
-                if (
-                    ready.committed_entries
-                    and self._applied_index - self._snapshot_index
-                    >= self.timing.snapshot_every_entries
-                ):
-                    await self._maybe_snapshot()
+                if not self._handle_ready_now(ready):
+                    self._deferred = ready
+                    self._wake()
+                    return
+            if self._snapshot_due():
+                self._wake()
+        except BaseException as error:  # the loop's task raises it (WAL failures end it)
+            self._fatal = error
+            self._wake()
+        finally:
+            self._in_ready = False
+
+    def _handle_ready_now(self, ready: Ready) -> bool:
+        """Handle `ready` without waiting if it needs none (no snapshot to install, the
+        disk writer idle); False, with nothing done, otherwise."""
+        storage = self._storage
+        if ready.snapshot is not None or not storage.can_write_now():
+            return False
+        node = self._node
+        # A leader's messages (appends, heartbeats) need nothing of its own disk: they
+        # go out first, so that its fsync and its followers' overlap (Raft thesis
+        # 10.2.1). Its entries count toward a commit before they are durable here, but
+        # nothing shows that commit (no answer, no commit index sent, nothing applied)
+        # before the next Ready, which comes only after this one's writes are durable.
+        # Anyone else's messages (votes, acknowledgements) wait for the disk.
+        early = bool(ready.messages) and node.is_leader
+        if early:
+            self._send(ready.messages)
+        hard_state = ready.hard_state
+        if not ready.entries and not ready.must_sync and hard_state is not None:
+            # Only the commit index moved, which needs no fsync and may be lost: apply
+            # (and answer) first.
+            conf_changed = self._apply(ready.committed_entries)
+            storage.try_persist_now(hard_state=hard_state, must_sync=False)
+            if ready.messages and not early:
+                self._send(ready.messages)
+        else:
+            if hard_state is not None or ready.entries:
+                storage.try_persist_now(
+                    hard_state=hard_state, entries=ready.entries, must_sync=ready.must_sync
+                )
+            if ready.messages and not early:
+                self._send(ready.messages)
+            conf_changed = self._apply(ready.committed_entries)
+        self._finish_ready(ready, conf_changed)
+        return True
+
+    async def _handle_ready_waiting(self, ready: Ready) -> None:
+        """`ready` through the writer task: a snapshot to install, or writes queued."""
+        early = bool(ready.messages) and self._node.is_leader
+        if early:
+            self._send(ready.messages)
+        if ready.snapshot is not None or ready.hard_state is not None or ready.entries:
+            await self._storage.persist(
+                hard_state=ready.hard_state,
+                entries=ready.entries,
+                snapshot=ready.snapshot,
+                must_sync=ready.must_sync,
+            )
+        if ready.snapshot is not None:
+            self._restore(ready.snapshot)
+        if ready.messages and not early:
+            self._send(ready.messages)
+        self._finish_ready(ready, self._apply(ready.committed_entries))
+
+    def _finish_ready(self, ready: Ready, conf_changed: bool) -> None:
+        if ready.read_states:
+            self._answer_reads(ready.read_states)
+        self._node.advance(ready)
+        if conf_changed:
+            self._sync_peers()
+        self._observe(ready.soft_state is not None or conf_changed)
+
+    def _snapshot_due(self) -> bool:
+        return self._applied_index - self._snapshot_index >= self.timing.snapshot_every_entries
 
     def _send(self, messages: list[Message]) -> None:
         assert self._transport is not None
