@@ -1,5 +1,6 @@
 """Role weights (`UPDATE_WEIGHTS`, `PUT /weights`): validated, written to the registry
-(the caller answers once `master.leadership.recorded()`), then handed to the allocator."""
+(the caller answers once `master.leadership.recorded()`), then handed to the allocator,
+which uses them from its next pass on (none is triggered, as in Mesos)."""
 
 from __future__ import annotations
 
@@ -37,4 +38,5 @@ def update_weights(master: Master, weight_infos: Iterable[mesos_pb2.WeightInfo])
     master.leadership.record(operation)
     master.allocator.update_weights(weights)
     master.weights.update(weights)
-    master.offers.request_allocation()
+    # No allocation pass for it, as in Mesos' allocator: a weight change does not
+    # rebalance what is offered, it shows in the next allocations.
