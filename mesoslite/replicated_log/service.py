@@ -110,21 +110,48 @@ class ReplicaTiming:
     entries_kept_after_snapshot: int = 5_000
 
 
+class _Deadlines:
+    """Timeouts of proposal waiters, expired by the service's tick loop (a tick late at
+    most) rather than by a timer each: every registry write of the master waits on one."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: dict[asyncio.Future[None], float] = {}
+
+    def add(self, waiter: asyncio.Future[None], deadline: float) -> None:
+        self._waiters[waiter] = deadline
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        self._waiters.pop(waiter, None)
+
+    def expire(self, now: float) -> None:
+        if not self._waiters:
+            return
+        for waiter, deadline in list(self._waiters.items()):
+            if deadline <= now:
+                del self._waiters[waiter]
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
+
+
 class Proposal:
     """One proposed entry; done once applied (or lost).
 
-    Waiting costs a future and, with a timeout, a timer: no event objects or cancel
-    scopes, since every registry write of the master waits on one."""
+    Waiting costs a future, and a timeout an entry in the service's deadlines: no event
+    objects, cancel scopes or timers, since every registry write of the master waits
+    on one."""
 
-    __slots__ = ("_callbacks", "_waiters", "done", "error", "index", "term")
+    __slots__ = ("_callbacks", "_deadlines", "_waiters", "done", "error", "index", "term")
 
-    def __init__(self, index: int, term: int) -> None:
+    def __init__(self, index: int, term: int, deadlines: _Deadlines | None = None) -> None:
         self.index = index
         self.term = term
         self.done = False
         self.error: BaseException | None = None
         self._callbacks: list[Callable[[BaseException | None], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._deadlines = deadlines
 
     def add_done_callback(self, callback: Callable[[BaseException | None], None]) -> None:
         if self.done:
@@ -155,12 +182,20 @@ class Proposal:
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
-            timer = None if timeout_s is None else loop.call_later(timeout_s, _expire, waiter)
+            deadlines = self._deadlines
+            timer = None
+            if timeout_s is not None:
+                if deadlines is not None:
+                    deadlines.add(waiter, loop.time() + timeout_s)
+                else:
+                    timer = loop.call_later(timeout_s, _expire, waiter)
             try:
                 await waiter
             finally:
                 if timer is not None:
                     timer.cancel()
+                if deadlines is not None and timeout_s is not None:
+                    deadlines.discard(waiter)
                 if not self.done:
                     self._waiters.remove(waiter)
         if self.error is not None:
@@ -235,6 +270,7 @@ class ReplicaService:
         self._ticks_since_death = 0
         self._peer_addresses: dict[int, str] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._deadlines = _Deadlines()
         # Readies are being handled (by the loop's task or in a transport callback).
         self._in_ready = False
         # A Ready taken in a callback that needs waiting for: the loop's task does it.
@@ -365,7 +401,7 @@ class ReplicaService:
             index = self._node.propose(data)
         except ProposalDroppedError as error:
             raise NotLeaderError(self._leader_id, str(error)) from None
-        proposal = Proposal(index, self._node.term)
+        proposal = Proposal(index, self._node.term, self._deadlines)
         self._proposals[index] = proposal
         self._wake()
         return proposal
@@ -389,7 +425,7 @@ class ReplicaService:
             if type(error) is ProposalDroppedError:
                 raise NotLeaderError(self._leader_id, str(error)) from None
             raise
-        proposal = Proposal(index, self._node.term)
+        proposal = Proposal(index, self._node.term, self._deadlines)
         self._proposals[index] = proposal
         self._wake()
         await proposal.wait(timeout_s)
@@ -460,8 +496,10 @@ class ReplicaService:
 
     async def _tick_loop(self) -> None:
         timing = self.timing
+        loop = asyncio.get_running_loop()
         while True:
             await anyio.sleep(timing.tick_s)
+            self._deadlines.expire(loop.time())
             self._node.tick()
             self._watch_leader()
             self._wake()
