@@ -322,7 +322,7 @@ async def run_leading_masters(
     a fresh master from the registry; stop it the moment leadership is lost."""
     while True:
         while not service.is_leader:
-            await service.wait_changed()
+            await service.wait_leadership_changed()
         try:
             await service.read_barrier()
         except TimeoutError:
@@ -341,7 +341,7 @@ async def run_leading_masters(
             log.info("leading master %s from term %d", master.info.id, term)
             try:
                 while service.is_leader and service.term == term:
-                    await service.wait_changed()
+                    await service.wait_leadership_changed()
             finally:
                 leadership.serving = False
                 on_change(None)

@@ -261,6 +261,7 @@ class ReplicaService:
         self._reads: dict[bytes, _Read] = {}
         self._applied_waiters: dict[int, list[anyio.Event]] = {}
         self._changed = asyncio.Event()
+        self._leadership_changed = asyncio.Event()
         self._leader_id = NO_NODE
         self._role = StateRole.FOLLOWER
         self._term = self._node.term
@@ -309,6 +310,10 @@ class ReplicaService:
 
     def leader_member(self) -> registry_pb2.Member | None:
         return self._registry.members.get(self._leader_id)
+
+    async def wait_leadership_changed(self) -> None:
+        """Return at the next change of leader, role or term (not at every write)."""
+        await self._leadership_changed.wait()
 
     async def wait_changed(self) -> None:
         """Return at the next change of leader, role or applied registry."""
@@ -675,19 +680,23 @@ class ReplicaService:
 
     def _observe(self, changed: bool) -> None:
         node = self._node
+        leadership_changed = False
         if node.term != self._term:
             self._term = node.term
-            changed = True
+            leadership_changed = True
         if node.leader_id != self._leader_id or node.role is not self._role:
             was_leader = self.is_leader
             self._leader_id = node.leader_id
             self._role = node.role
-            changed = True
+            leadership_changed = True
             if self._role is StateRole.LEADER:
                 log.info("replica %d leads in term %d", self.node_id, self._term)
             elif was_leader:
                 log.info("replica %d no longer leads (term %d)", self.node_id, self._term)
-        if changed:
+        if leadership_changed:
+            self._leadership_changed.set()
+            self._leadership_changed = asyncio.Event()
+        if changed or leadership_changed:
             self._notify()
 
     def _restore(self, snapshot: Snapshot) -> None:
