@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ def leader_address(status: dict[str, Any]) -> str | None:
 
 
 class HaCluster:
-    def __init__(self, root: Path, ips: list[str], *, base_port: int, netns: list[str | None]):
+    def __init__(
+        self, root: Path, ips: list[str], *, base_port: int, netns: Sequence[str | None]
+    ) -> None:
         self.root = root
         self.masters = [
             NodeProcess(f"master{i}", root / f"master{i}", ip, base_port + i, netns=ns)
@@ -234,16 +237,29 @@ class HaCluster:
         return int(status["agents"]["admitted"]) if status else 0
 
     def healed(self) -> bool:
-        """Every master is up, knows the same leader, and has applied the same index."""
+        """Every master is up, knows the same leader and all three voters, and has
+        applied at least what the leader had applied a moment before (with writes going
+        on, indexes read one after another are never all equal)."""
         views = [self.status(node) for node in self.masters]
         if any(view is None for view in views):
             return False
         leaders = {view["leader_id"] for view in views if view}
-        applied = {view["applied_index"] for view in views if view}
         voters = {
             len([m for m in view["members"] if m["role"] == "voter"]) for view in views if view
         }
-        return len(leaders) == 1 and 0 not in leaders and len(applied) == 1 and voters == {3}
+        if len(leaders) != 1 or 0 in leaders or voters != {3}:
+            return False
+        address = leader_address(views[0]) if views[0] else None
+        leader = next((n for n in self.masters if n.master_address == address), None)
+        leader_view = self.status(leader) if leader is not None else None
+        if leader_view is None:
+            return False
+        target = int(leader_view["applied_index"])
+        for node in self.masters:
+            view = self.status(node)
+            if view is None or int(view["applied_index"]) < target:
+                return False
+        return True
 
     def wait_until(self, condition: Any, what: str, guard_s: float = 60.0) -> None:
         """Poll until `condition()`; the guard only stops a hung test (not a timing

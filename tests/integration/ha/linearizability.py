@@ -31,7 +31,16 @@ class Operation:
 
 def linearizable(operations: list[Operation], initial: object = None) -> bool:
     """Whether one register's history is linearizable."""
-    ops = [op for op in operations if op.kind == "write" or op.returned_s is not None]
+    observed = {op.value for op in operations if op.kind == "read" and op.returned_s is not None}
+    # A write of unknown outcome whose value no read returned may be taken never to have
+    # happened: had it happened, no read saw it before the next write, so leaving it out
+    # changes no read's answer. Without this, every such write doubles the search space
+    # (it may be placed anywhere after its invocation), and a partition makes dozens.
+    ops = [
+        op
+        for op in operations
+        if op.returned_s is not None or (op.kind == "write" and op.value in observed)
+    ]
     count = len(ops)
     ends = [_UNKNOWN if op.returned_s is None else op.returned_s for op in ops]
     seen: set[tuple[int, object]] = set()

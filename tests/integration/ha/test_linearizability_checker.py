@@ -51,3 +51,17 @@ def test_a_history_longer_than_the_recursion_limit_is_checked() -> None:
     assert linearizable(history)
     history.append(r(0, 10**6, 10**6 + 1))
     assert not linearizable(history)
+
+
+def test_unseen_writes_of_unknown_outcome_do_not_blow_up_the_search() -> None:
+    # A partition leaves many writes of unknown outcome; none of these was ever read.
+    history = [w(0, 0, 1)]
+    for number in range(1, 200):
+        history.append(w(number, 2 + number, None))
+    for number in range(300):
+        history.append(r(0, 500 + 2 * number, 501 + 2 * number))
+    assert linearizable(history)
+    history.append(r(7, 2000, 2001))  # an unknown write seen late: still possible
+    assert linearizable(history)
+    history.append(r(0, 2002, 2003))  # ...but then not unseen again
+    assert not linearizable(history)

@@ -55,11 +55,15 @@ def test_an_isolated_leader_loses_nothing_and_rejoins(tmp_path: Path) -> None:
                     new_leader = cluster.leader()
                     assert new_leader is not None and new_leader is not victim
                     network.heal(cluster.masters.index(victim))
+                    # The old leader rejoins while writes go on...
+                    before = clients.acknowledged_writes
+                    while clients.acknowledged_writes < before + 20:
+                        await anyio.sleep(0.05)
+                    # ...and catches up once they stop (every master at the same index).
+                    stop.set()
                     await anyio.to_thread.run_sync(
                         lambda: cluster.wait_until(cluster.healed, "the cluster to heal")
                     )
-                stop.set()
-                await anyio.sleep(0.2)
                 async with httpx.AsyncClient(timeout=5) as client:
                     assert await clients.read(client) is not None
                 group.cancel_scope.cancel()

@@ -21,6 +21,8 @@ from tests.integration.ha.linearizability import Operation
 __all__ = ["HaScheduler", "RegistryClients"]
 
 _FOLLOW_GUARD = 10
+# A master cut off by the network does not refuse connections: give up on it soon.
+_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
 # A task in one of these states never ran (or is gone): the scheduler launches another.
 _REPLACE = {
     mesos_pb2.TASK_LOST,
@@ -53,7 +55,8 @@ class RegistryClients:
             address = self.masters[self._target % len(self.masters)]
             try:
                 response = await client.post(f"http://{address}/api/v1", json=body)
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                # Never sent: try the next master (an isolated one does not even refuse).
                 self._target += 1
                 await anyio.sleep(0.02)
                 continue
@@ -79,7 +82,8 @@ class RegistryClients:
         try:
             response = await self._post(client, body)
         except httpx.HTTPError:
-            response = None
+            # Sent, no answer: it may take effect later or never. Ask another master next.
+            self._target += 1
             self.history.append(Operation(key, "write", value, invoked, None))
             return
         if response is None:
@@ -95,6 +99,7 @@ class RegistryClients:
         try:
             response = await self._post(client, {"type": "GET_WEIGHTS"})
         except httpx.HTTPError:
+            self._target += 1
             return None
         if response is None or response.status_code != 200:
             return None
@@ -106,12 +111,12 @@ class RegistryClients:
         return weights
 
     async def run_writer(self, index: int, stop: anyio.Event) -> None:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
             while not stop.is_set():
                 await self.write(client, self.keys[index % len(self.keys)])
 
     async def run_reader(self, stop: anyio.Event) -> None:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
             while not stop.is_set():
                 await self.read(client)
                 await anyio.sleep(0.01)
@@ -184,7 +189,7 @@ class HaScheduler:
             await self._call(client.acknowledge(status))
 
     async def _answer_offer(self, client: SchedulerClient, offer: mesos_pb2.Offer) -> None:
-        tasks = []
+        tasks: list[mesos_pb2.TaskInfo] = []
         while self.to_launch > 0 and len(tasks) < 4:
             self.to_launch -= 1
             self._launched += 1
