@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["RunningCluster", "free_port", "start_cluster", "stop_cluster"]
 
 
 @dataclass

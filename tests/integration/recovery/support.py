@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from mesoslite.agent.config import AgentConfig
 from mesoslite.node import cgroups_root_name
 from mesoslite.runtime.cgroups.layout import DEFAULT_CGROUP_ROOT
 from mesoslite.wire.recordio import RecordIODecoder
+from tests.support.ports import free_port
 
 __all__ = [
     "MESOSLITE",
@@ -53,12 +53,6 @@ MESOSLITE = [sys.executable, "-m", "mesoslite"]
 PATIENCE_S = 60.0
 
 Event = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], object], what: str, limit_s: float = PATIENCE_S) -> Any:
@@ -216,13 +210,15 @@ class Scheduler:
 
         def read() -> None:
             try:
-                with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client, \
-                        client.stream(
-                            "POST",
-                            f"http://{self.master}/api/v1/scheduler",
-                            json=body,
-                            headers={"Accept": "application/json"},
-                        ) as response:
+                with (
+                    httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client,
+                    client.stream(
+                        "POST",
+                        f"http://{self.master}/api/v1/scheduler",
+                        json=body,
+                        headers={"Accept": "application/json"},
+                    ) as response,
+                ):
                     if response.status_code != 200:
                         failure.append(f"HTTP {response.status_code}: {response.read()!r}")
                         return
@@ -330,8 +326,9 @@ class Scheduler:
     def launch(self, offer: Event, tasks: list[dict[str, Any]]) -> None:
         self.accept(offer, [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], tasks)
 
-    def launch_group(self, offer: Event, executor: dict[str, Any],
-                     tasks: list[dict[str, Any]]) -> None:
+    def launch_group(
+        self, offer: Event, executor: dict[str, Any], tasks: list[dict[str, Any]]
+    ) -> None:
         operation = {
             "type": "LAUNCH_GROUP",
             "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
@@ -339,8 +336,9 @@ class Scheduler:
         executor["framework_id"] = {"value": self.framework_id}
         self.accept(offer, [operation], tasks)
 
-    def accept(self, offer: Event, operations: list[dict[str, Any]],
-               tasks: list[dict[str, Any]]) -> None:
+    def accept(
+        self, offer: Event, operations: list[dict[str, Any]], tasks: list[dict[str, Any]]
+    ) -> None:
         for task in tasks:
             task["agent_id"] = offer["agent_id"]
         self.call(
@@ -430,8 +428,9 @@ class Scheduler:
         return wait_until(answers, f"reconciliation of {task_ids}")  # type: ignore[no-any-return]
 
 
-def command_task(task_id: str, command: str, *, cpus: float = 0.1, mem: float = 16
-                 ) -> dict[str, Any]:
+def command_task(
+    task_id: str, command: str, *, cpus: float = 0.1, mem: float = 16
+) -> dict[str, Any]:
     return {
         "task_id": {"value": task_id},
         "name": task_id,
@@ -557,9 +556,7 @@ def leftovers(data_dir: Path) -> list[str]:
     """Everything of ours still around for this data directory: processes, the agent's
     cgroups, mounts. Empty once a node and all it started are gone."""
     cgroup_name = cgroups_root_name(AgentConfig(work_dir=data_dir / "agent"))
-    return _processes_of(data_dir, cgroup_name) + _cgroups_of(cgroup_name) + _mounts_under(
-        data_dir
-    )
+    return _processes_of(data_dir, cgroup_name) + _cgroups_of(cgroup_name) + _mounts_under(data_dir)
 
 
 def wait_for_no_leftovers(data_dir: Path) -> None:
