@@ -466,6 +466,7 @@ class MesosContainerizer:
         parent_info = parent.launch_info
         launch_info = LaunchInfo(
             cgroup_join_files=list(parent_info.cgroup_join_files),
+            late_cgroup_join_files=list(parent_info.late_cgroup_join_files),
             enter_namespaces=sys_.CLONE_NEWNS | sys_.CLONE_NEWPID | sys_.CLONE_NEWNET
             | sys_.CLONE_NEWUTS | sys_.CLONE_NEWIPC,
             working_directory=parent_info.working_directory or str(parent.config.sandbox),

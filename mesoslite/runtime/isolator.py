@@ -57,6 +57,10 @@ class LaunchInfo:
     environment: dict[str, str] = field(default_factory=dict)
     # Files the process writes its pid into before exec (cgroup.procs / tasks).
     cgroup_join_files: list[Path] = field(default_factory=list)
+    # The same, joined last, right before the user switch and exec: the CPU quota's
+    # cgroups, so that the container's own set-up (namespaces, mounts, pivot_root) is not
+    # throttled by a small `cpus` (0.01 cpus is a 1 ms quota per 100 ms period).
+    late_cgroup_join_files: list[Path] = field(default_factory=list)
     # Root filesystem to pivot into (None: the host's).
     rootfs: Path | None = None
     mounts: list[Mount] = field(default_factory=list)
@@ -77,6 +81,7 @@ class LaunchInfo:
     def merge(self, other: LaunchInfo) -> None:
         self.environment.update(other.environment)
         self.cgroup_join_files.extend(other.cgroup_join_files)
+        self.late_cgroup_join_files.extend(other.late_cgroup_join_files)
         self.rootfs = other.rootfs if other.rootfs is not None else self.rootfs
         self.mounts.extend(other.mounts)
         self.namespaces |= other.namespaces

@@ -25,6 +25,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -90,9 +91,18 @@ class _CgroupsIsolator(IsolatorBase):
         self._sharing: dict[str, str] = {}
         self._root_prepared = False
 
+    # The container joins these cgroups last, right before exec (LaunchInfo's
+    # late_cgroup_join_files): a CPU quota must not throttle the launcher's set-up.
+    joins_last = False
+
     @property
     def controllers(self) -> list[str]:
         raise NotImplementedError
+
+    def _join(self, files: list[Path], shared: bool = False) -> LaunchInfo:
+        if self.joins_last:
+            return LaunchInfo(late_cgroup_join_files=files, shares_parent_cgroups=shared)
+        return LaunchInfo(cgroup_join_files=files, shares_parent_cgroups=shared)
 
     def _cgroup(self, container_id: str) -> str:
         return container_cgroup(container_id, self._root_name)
@@ -120,7 +130,7 @@ class _CgroupsIsolator(IsolatorBase):
             owner = self._sharing.get(config.parent_id, config.parent_id)
             self._sharing[container_id] = owner
             owner_files = self._cgroups.join_files(self._cgroup(owner), controllers)
-            return LaunchInfo(cgroup_join_files=owner_files, shares_parent_cgroups=True)
+            return self._join(owner_files, shared=True)
         cgroup = self._cgroup(container_id)
         limits = ResourceLimits.from_resources(config.resources)
         if not self._root_prepared:
@@ -130,7 +140,7 @@ class _CgroupsIsolator(IsolatorBase):
         self._cgroups.create(cgroup, controllers)
         self._known[container_id] = limits
         self._apply_limits(cgroup, limits, config)
-        return LaunchInfo(cgroup_join_files=self._cgroups.join_files(cgroup, controllers))
+        return self._join(self._cgroups.join_files(cgroup, controllers))
 
     async def update(self, container_id: str, resources: list[mesos_pb2.Resource]) -> None:
         if container_id not in self._known:
@@ -173,6 +183,7 @@ class CgroupsCpuIsolator(_CgroupsIsolator):
     """cpu.shares + CFS quota (v1), cpu.weight + cpu.max (v2); cpu time and throttling."""
 
     name = "cgroups/cpu"
+    joins_last = True
 
     def __init__(
         self,

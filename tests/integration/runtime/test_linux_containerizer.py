@@ -132,6 +132,26 @@ async def test_cgroups_are_removed_after_the_container_ends(
     assert not any((root / cgroups_root_name / "gone").exists() for root in roots)
 
 
+async def test_a_container_with_a_tiny_cpu_share_is_in_every_cgroup_of_its_own(
+    linux_containerizer: MesosContainerizer, make_config: MakeConfig, cgroups_root_name: str
+) -> None:
+    # The CPU quota's cgroups are joined last (after the set-up, through descriptors
+    # opened before pivot_root): the task itself still runs in all of them.
+    config = make_config("cat /proc/self/cgroup", resources=[_scalar("cpus", 0.01),
+                                                             _scalar("mem", 32)])
+    stdout, _, code = await _run(linux_containerizer, config, container_id="tiny")
+    assert code == 0
+    layout = detect_cgroup_layout()
+    assert layout is not None
+    wanted = {"cpu", "memory", "pids"} & (set(layout.v1_hierarchies) or {"cpu", "memory", "pids"})
+    joined: set[str] = set()
+    for line in stdout.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if path.endswith(f"{cgroups_root_name}/tiny"):
+            joined.update(controllers.split(",") if controllers else wanted)
+    assert wanted <= joined
+
+
 async def test_volumes_are_visible_and_writable_as_declared(
     linux_containerizer: MesosContainerizer, make_config: MakeConfig, tmp_path: Path
 ) -> None:

@@ -78,6 +78,16 @@ def test_child_plan_with_an_image_gets_the_kernel_filesystems_first() -> None:
     assert plan.no_new_privileges
 
 
+def test_child_plan_joins_the_cpu_quota_cgroups_last() -> None:
+    # v2: the one cgroup.procs is named by every cgroups isolator; the cpu one wants it
+    # joined last, so it is joined once, last.
+    procs, tasks = Path("/cg/c/cgroup.procs"), Path("/cg/pids/c/tasks")
+    info = LaunchInfo(cgroup_join_files=[procs, tasks, procs], late_cgroup_join_files=[procs])
+    plan = build_child_plan(_request(info))
+    assert plan.cgroup_join_files == [tasks]
+    assert plan.late_cgroup_join_files == [procs]
+
+
 def test_child_plan_without_namespaces_stays_in_the_host_ones() -> None:
     plan = build_child_plan(_request(LaunchInfo()), no_new_privileges=False)
     assert plan.namespaces == 0 and not plan.new_pid_namespace
