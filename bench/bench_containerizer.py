@@ -66,7 +66,9 @@ class _DirectoryProvisioner:
     def __init__(self, rootfs: Path) -> None:
         self._rootfs = rootfs
 
-    async def provision(self, container_id: str, image: mesos_pb2.Image) -> _Provisioned:
+    async def provision(
+        self, container_id: str, image: mesos_pb2.Image, *, mount_points: object = ()
+    ) -> _Provisioned:
         return _Provisioned(self._rootfs)
 
     async def destroy(self, container_id: str) -> None:

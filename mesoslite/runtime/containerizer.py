@@ -327,8 +327,12 @@ class MesosContainerizer:
         if container_info is not None and container_info.mesos.HasField("image"):
             if self._provisioner is None:
                 raise LaunchError("the container has an image but no provisioner is set up")
+            mount_points = [
+                point for isolator in self._isolators.in_order()
+                for point in isolator.image_mount_points()
+            ]
             provisioned = await self._provisioner.provision(
-                container_id, container_info.mesos.image
+                container_id, container_info.mesos.image, mount_points=mount_points
             )
             container.provisioned = True
             # The image's Entrypoint/Cmd/Env/User fill what the task leaves out; the

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
+from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = [
     "Isolator",
@@ -144,6 +145,11 @@ class Isolator(Protocol):
     async def cleanup(self, container_id: str) -> None:
         ...
 
+    def image_mount_points(self) -> list[MountPoint]:
+        """What it mounts on in every container with an image, for the provisioner to
+        have in place (a shared layer with the overlay backend)."""
+        ...
+
 
 class IsolatorBase:
     """No-op defaults for every Isolator method; subclasses override what they own."""
@@ -173,6 +179,9 @@ class IsolatorBase:
 
     async def cleanup(self, container_id: str) -> None:
         return None
+
+    def image_mount_points(self) -> list[MountPoint]:
+        return []
 
 
 class IsolatorTable(Mapping[str, Isolator]):

@@ -6,12 +6,13 @@ two attributes the containerizer reads); the containerizer only needs these call
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.provisioner.image_config import ImageConfig
+from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = ["ImageProvisioner", "ProvisionedImage"]
 
@@ -29,8 +30,11 @@ class ProvisionedImage(Protocol):
 
 
 class ImageProvisioner(Protocol):
-    async def provision(self, container_id: str, image: mesos_pb2.Image) -> ProvisionedImage:
-        """Make the image's root filesystem for this container."""
+    async def provision(
+        self, container_id: str, image: mesos_pb2.Image, *, mount_points: Sequence[MountPoint] = ()
+    ) -> ProvisionedImage:
+        """Make the image's root filesystem for this container; `mount_points` are what
+        the launcher will mount on (a provisioner may have them in place already)."""
         ...
 
     async def destroy(self, container_id: str) -> None:

@@ -23,6 +23,7 @@ from mesoslite.runtime.api import ContainerConfig
 from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount
 from mesoslite.runtime.linux_syscalls import CLONE_NEWNS
 from mesoslite.runtime.nesting import is_nested
+from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = ["CONTAINER_SANDBOX_PATH", "LinuxFilesystemIsolator"]
 
@@ -76,6 +77,23 @@ class LinuxFilesystemIsolator(IsolatorBase):
             Mount("/etc/hosts", source=hosts, recursive=False),
             Mount("/etc/hostname", source=directory / "hostname", recursive=False),
         ]
+
+    def image_mount_points(self) -> list[MountPoint]:
+        """The targets of every image container: the launcher's kernel filesystems
+        (linux_launcher.rootfs_scaffold), the sandbox, /etc/hosts and, when the host has
+        one, /etc/resolv.conf (see prepare())."""
+        from mesoslite.runtime.linux_launcher import rootfs_scaffold
+
+        kernel = [mount.target for mount in rootfs_scaffold()]
+        points = [
+            MountPoint(target)
+            for target in kernel
+            if os.path.dirname(target) not in kernel  # /dev/pts is in the /dev tmpfs
+        ]
+        points += [MountPoint(CONTAINER_SANDBOX_PATH), MountPoint("/etc/hosts", directory=False)]
+        if os.path.exists("/etc/resolv.conf"):
+            points.append(MountPoint("/etc/resolv.conf", directory=False))
+        return points
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         if config.rootfs is None:

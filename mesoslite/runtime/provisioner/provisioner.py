@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,11 @@ from mesoslite.runtime.provisioner.image_import import import_image
 from mesoslite.runtime.provisioner.image_pull import pull_image
 from mesoslite.runtime.provisioner.image_record import ImageRecord, ImageSource
 from mesoslite.runtime.provisioner.image_store import ImageStore
+from mesoslite.runtime.provisioner.mount_points import (
+    MountPoint,
+    mount_point_layer,
+    prune_mount_point_layers,
+)
 from mesoslite.runtime.provisioner.platform import Platform
 from mesoslite.runtime.provisioner.progress import ProgressCallback
 from mesoslite.runtime.provisioner.reference import ImageReference
@@ -96,6 +101,10 @@ class Provisioner:
     @property
     def containers_root(self) -> Path:
         return self.root / "provisioner" / "containers"
+
+    @property
+    def mount_points_root(self) -> Path:
+        return self.root / "provisioner" / "mountpoints"
 
     async def backend(self) -> RootfsBackend:
         await self._ensure_ready()
@@ -195,9 +204,13 @@ class Provisioner:
         image: mesos_pb2.Image,
         *,
         progress: ProgressCallback | None = None,
+        mount_points: Sequence[MountPoint] = (),
     ) -> ProvisionInfo:
         """Make the root filesystem of `image` for a new container. Image.cached (the
-        default) uses the local copy when there is one; cached=false asks the registry."""
+        default) uses the local copy when there is one; cached=false asks the registry.
+        `mount_points`: what the launcher will mount on in every container (with the
+        overlay backend they come from a layer shared by the image's containers, see
+        mount_points.py)."""
         reference = self._docker_reference(image)
         store = await self.store()
         backend = await self.backend()
@@ -205,7 +218,7 @@ class Provisioner:
         if image.cached:
             try:
                 return await anyio.to_thread.run_sync(
-                    self._provision_stored, container_id, reference, store, backend
+                    self._provision_stored, container_id, reference, store, backend, mount_points
                 )
             except _NotStored:
                 pass
@@ -213,17 +226,27 @@ class Provisioner:
             image.docker.name, credentials=credentials_of_image(image.docker), progress=progress
         )
         return await anyio.to_thread.run_sync(
-            self._provision_record, container_id, record, store, backend
+            self._provision_record, container_id, record, store, backend, mount_points
         )
 
     def _provision_stored(
-        self, container_id: str, reference: str, store: ImageStore, backend: RootfsBackend
+        self,
+        container_id: str,
+        reference: str,
+        store: ImageStore,
+        backend: RootfsBackend,
+        mount_points: Sequence[MountPoint],
     ) -> ProvisionInfo:
         record = self._stored_record(store, reference)
-        return self._provision_record(container_id, record, store, backend)
+        return self._provision_record(container_id, record, store, backend, mount_points)
 
     def _provision_record(
-        self, container_id: str, record: ImageRecord, store: ImageStore, backend: RootfsBackend
+        self,
+        container_id: str,
+        record: ImageRecord,
+        store: ImageStore,
+        backend: RootfsBackend,
+        mount_points: Sequence[MountPoint] = (),
     ) -> ProvisionInfo:
         """Lease the image, record the container, make its root filesystem (worker
         thread); on failure nothing of it is left."""
@@ -235,7 +258,14 @@ class Provisioner:
                 if not store.has_all_layers(record):
                     raise ProvisionerError(f"layers of {record.name} were removed meanwhile")
                 store.lease_blocking(container_id, record)
-            layers = store.layer_paths(record)
+                layers = store.layer_paths(record)
+                if mount_points and layers and backend.name == BackendName.OVERLAY:
+                    # Under the shared lock: a prune cannot take the image's layers away
+                    # while their mount point layer is made.
+                    layers = [
+                        *layers,
+                        mount_point_layer(self.mount_points_root, layers, mount_points),
+                    ]
             _write_container_record(container_dir, container_id, record, backend, layers)
             rootfs = backend.create(layers, container_dir)
         except BaseException:
@@ -265,6 +295,9 @@ class Provisioner:
         store = await self.store()
         await store.prune(remove_unused_images=True, keep=keep)
         self._records.clear()
+        async with store.exclusive_lock():
+            # No provisioning meanwhile: none is making or mounting one of these.
+            await anyio.to_thread.run_sync(prune_mount_point_layers, self.mount_points_root)
 
     async def recover(self, known_ids: Collection[str]) -> set[str]:
         """After a restart: keep (and remount if needed) the rootfs of containers in

@@ -19,13 +19,14 @@ from mesoslite.runtime.provisioner import (
     apply_image_config,
 )
 from mesoslite.runtime.provisioner.backend_choice import overlay_works
+from mesoslite.runtime.provisioner.mount_points import MountPoint
 from mesoslite.runtime.provisioner.mounts import is_mount_point, mount_points_under
 from tests.conftest import require, require_binary, require_root
 from tests.support.registry import RegistryServer
 from tests.support.trees import describe_tree
 
 from .conftest import WHITEOUT_REPOSITORY
-from .expectations import assert_whiteout_image_tree
+from .expectations import WHITEOUT_IMAGE_PATHS, assert_whiteout_image_tree
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +172,38 @@ async def test_refusals(tmp_path: Path) -> None:
     assert not (tmp_path / "provisioner/containers").exists() or not os.listdir(
         tmp_path / "provisioner/containers"
     )
+
+
+async def test_mount_points_come_from_one_layer_shared_by_the_image_s_containers(
+    overlay_provisioner: Provisioner, registry: RegistryServer, tmp_path: Path
+) -> None:
+    name = f"{registry.host}/{WHITEOUT_REPOSITORY}:oci"
+    points = [
+        MountPoint("/proc"),
+        MountPoint("/mnt/mesos/sandbox"),
+        MountPoint("/etc/hosts", directory=False),
+        MountPoint("/data/keep", directory=False),  # the image has it: left alone
+        MountPoint("/bin/sh/under-a-link"),  # bin/sh is a symlink: the launcher's job
+    ]
+    first = await overlay_provisioner.provision("c1", _docker_image(name), mount_points=points)
+    second = await overlay_provisioner.provision("c2", _docker_image(name), mount_points=points)
+    for info in (first, second):
+        tree = describe_tree(info.rootfs)
+        assert {"proc", "mnt/mesos/sandbox", "etc/hosts"} <= set(tree)
+        assert set(tree) - WHITEOUT_IMAGE_PATHS == {
+            "proc", "mnt", "mnt/mesos", "mnt/mesos/sandbox", "etc/hosts"
+        }
+        assert tree["data/keep"] == "file 0644 'keep\\n'"
+        assert tree["etc/hostname"] == "file 0644 'testimage\\n'"
+        # Nothing was made in the container's own upper directory.
+        assert list((info.rootfs.parent / "upper").iterdir()) == []
+    store = await overlay_provisioner.store()
+    image_etc = store.layer_paths(first.image)[0] / "etc"
+    assert os.stat(first.rootfs / "etc").st_mode == os.stat(image_etc).st_mode
+    layers = list((tmp_path / "root" / "provisioner" / "mountpoints").iterdir())
+    assert len(layers) == 1  # one per image and set of mount points
+    await overlay_provisioner.destroy("c1")
+    await overlay_provisioner.destroy("c2")
+    # Once the image is gone, so is its mount point layer.
+    await overlay_provisioner.prune_images([])
+    assert list((tmp_path / "root" / "provisioner" / "mountpoints").iterdir()) == []

@@ -58,7 +58,9 @@ class DirectoryProvisioner:
         self.rootfs = rootfs
         self.destroyed: list[str] = []
 
-    async def provision(self, container_id: str, image: mesos_pb2.Image) -> _Provisioned:
+    async def provision(
+        self, container_id: str, image: mesos_pb2.Image, *, mount_points: object = ()
+    ) -> _Provisioned:
         return _Provisioned(self.rootfs)
 
     async def destroy(self, container_id: str) -> None:
