@@ -20,7 +20,7 @@ as a preallocated fdatasync on a small VM.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,10 +134,16 @@ class DurableStorage:
         hard_state: HardState | None = None,
         entries: Sequence[Entry] = (),
         must_sync: bool = True,
+        meanwhile: Callable[[], None] | None = None,
     ) -> bool:
         """`persist` on the calling thread, blocking it for the write and the fdatasync,
         if nothing is queued or being written (else False, and nothing happened: use
         `persist`, which keeps the order). Snapshots always go through `persist`.
+
+        `meanwhile` (only if this writes) is called on this thread once the records
+        are written, while the fdatasync runs in the WAL's sync thread: work that needs
+        nothing of this disk (a leader's appends) overlaps the sync. Its exception is
+        raised after the write is complete and mirrored; it does not fail the storage.
 
         :raises ValueError, WalFailedError: as `persist`.
         """
@@ -147,8 +153,20 @@ class DurableStorage:
             raise self._failure
         self._check_write(entries, None)
         pending = _Pending(WalWrite(entries, hard_state, None), None, must_sync)
+        meanwhile_error: BaseException | None = None
+
+        def overlapped() -> None:
+            nonlocal meanwhile_error
+            assert meanwhile is not None
+            try:
+                meanwhile()
+            except BaseException as error:
+                meanwhile_error = error
+
         try:
-            self._wal.save([pending.write], sync=must_sync)
+            self._wal.save(
+                [pending.write], sync=must_sync, meanwhile=None if meanwhile is None else overlapped
+            )
         except Exception as error:
             self._failure = WalFailedError(f"persisting failed: {error}")
             self._failure.__cause__ = error
@@ -156,6 +174,8 @@ class DurableStorage:
         if entries:
             self._queued_last_index = entries[-1].index
         self._mirror(pending)
+        if meanwhile_error is not None:
+            raise meanwhile_error
         return True
 
     async def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:

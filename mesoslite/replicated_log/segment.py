@@ -184,6 +184,9 @@ class SegmentWriter:
             return
         self._allocated_bytes = target
 
+    def fileno(self) -> int:
+        return self._fd
+
     def sync(self) -> None:
         # fdatasync persists the file size too where a write (or an allocation) grew it.
         os.fdatasync(self._fd)

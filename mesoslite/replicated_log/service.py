@@ -32,6 +32,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -618,29 +619,40 @@ class ReplicaService:
             return False
         node = self._node
         # A leader's messages (appends, heartbeats) need nothing of its own disk: they
-        # go out first, so that its fsync and its followers' overlap (Raft thesis
-        # 10.2.1). Its entries count toward a commit before they are durable here, but
-        # nothing shows that commit (no answer, no commit index sent, nothing applied)
-        # before the next Ready, which comes only after this one's writes are durable.
-        # Anyone else's messages (votes, acknowledgements) wait for the disk.
+        # go out while its fsync runs, so that its fsync and its followers' overlap
+        # (Raft thesis 10.2.1). Its entries count toward a commit before they are
+        # durable here, but nothing shows that commit (no answer, no commit index
+        # sent, nothing applied) before the next Ready, which comes only after this
+        # one's writes are durable. Anyone else's messages (votes, acknowledgements)
+        # wait for the disk.
         early = bool(ready.messages) and node.is_leader
-        if early:
-            self._send(ready.messages)
+        messages = ready.messages
         hard_state = ready.hard_state
         if not ready.entries and not ready.must_sync and hard_state is not None:
             # Only the commit index moved, which needs no fsync and may be lost: apply
             # (and answer) first.
+            if early:
+                self._send(messages)
             conf_changed = self._apply(ready.committed_entries)
             storage.try_persist_now(hard_state=hard_state, must_sync=False)
-            if ready.messages and not early:
-                self._send(ready.messages)
+            if messages and not early:
+                self._send(messages)
         else:
             if hard_state is not None or ready.entries:
+                # The leader's sends run once its records are written, while the
+                # fdatasync runs in the WAL's sync thread: sent before the sync, they
+                # woke followers that often took this CPU before the sync had started,
+                # and the leader's sync was then the last thing the commit waited for.
                 storage.try_persist_now(
-                    hard_state=hard_state, entries=ready.entries, must_sync=ready.must_sync
+                    hard_state=hard_state,
+                    entries=ready.entries,
+                    must_sync=ready.must_sync,
+                    meanwhile=partial(self._send, messages) if early else None,
                 )
-            if ready.messages and not early:
-                self._send(ready.messages)
+            elif early:
+                self._send(messages)
+            if messages and not early:
+                self._send(messages)
             conf_changed = self._apply(ready.committed_entries)
         self._finish_ready(ready, conf_changed)
         return True

@@ -15,11 +15,12 @@ log) and refuses any other damage with `CorruptionError`. Segments are prealloca
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mesoslite.raft.messages import Entry, HardState, SnapshotMetadata
+from mesoslite.replicated_log.background_sync import BackgroundSync
 from mesoslite.replicated_log.durable_files import ensure_directory, fsync_directory
 from mesoslite.replicated_log.errors import CorruptionError, WalFailedError
 from mesoslite.replicated_log.framing import encode_record
@@ -95,6 +96,7 @@ class Wal:
         self._segment_size_bytes = segment_size_bytes
         self._failed = False
         self._unsynced = False  # written with sync=False and not synced since
+        self._background_sync: BackgroundSync | None = None
 
     @classmethod
     def open(
@@ -165,12 +167,33 @@ class Wal:
     def segment_paths(self) -> list[Path]:
         return [segment.path for segment in self._sealed] + [self._active.path]
 
-    def save(self, writes: Sequence[WalWrite], *, sync: bool = True) -> None:
+    def save(
+        self,
+        writes: Sequence[WalWrite],
+        *,
+        sync: bool = True,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         """Append `writes` in order and fdatasync once; returns when they are durable.
         `sync=False` leaves them in the page cache (a commit index alone may be lost and
-        recomputed). After any failure every later call raises `WalFailedError`."""
+        recomputed). After any failure every later call raises `WalFailedError`.
+
+        `meanwhile`, if given, is called once on this thread after the records are
+        written, while the fdatasync runs in the WAL's sync thread (`BackgroundSync`):
+        work that needs nothing of this disk overlaps the sync. Its exception, if any,
+        is raised once the save is complete (it does not fail the WAL)."""
         if self._failed:
             raise WalFailedError("an earlier WAL write failed")
+        meanwhile_error: BaseException | None = None
+
+        def overlapped() -> None:
+            nonlocal meanwhile_error
+            assert meanwhile is not None
+            try:
+                meanwhile()
+            except BaseException as error:
+                meanwhile_error = error
+
         parts: list[bytes] = []
         last_index = self._last_index
         max_entry_index = self._active_max_entry_index
@@ -190,20 +213,30 @@ class Wal:
                 payload = encode_hard_state_payload(hard_state)
                 parts.append(encode_record(RecordType.HARD_STATE, payload))
         if not parts:
+            if meanwhile is not None:
+                meanwhile()
             return
         try:
             self._active.write(b"".join(parts))
-            if sync:
+            if sync and meanwhile is not None:
+                if self._background_sync is None:
+                    self._background_sync = BackgroundSync()
+                self._background_sync.overlap(self._active.fileno(), overlapped)
+            elif sync:
                 self._active.sync()
             self._unsynced = not sync
         except BaseException as error:
             self._failed = True
             raise WalFailedError(f"{self._active.path}: {error}") from error
+        if meanwhile is not None and not sync:
+            overlapped()
         self._last_index = last_index
         self._active_max_entry_index = max_entry_index
         self._hard_state = hard_state
         if self._active.size_bytes >= self._segment_size_bytes:
             self._rotate()
+        if meanwhile_error is not None:
+            raise meanwhile_error
 
     def release_through(self, snapshot_index: int) -> int:
         """Remove the oldest segments whose entries are all at or below `snapshot_index`
@@ -222,6 +255,8 @@ class Wal:
         return removable
 
     def close(self) -> None:
+        if self._background_sync is not None:
+            self._background_sync.close()
         self._active.close()
 
     def _rotate(self) -> None:
