@@ -48,7 +48,7 @@ class OverlayBackend:
             # mount namespace). No scan of the mount table, which grows with every
             # running container.
             unmount(rootfs_path(container_dir))
-            shutil.rmtree(container_dir)
+            _remove_container_dir(container_dir)
         except OSError:
             # Something else is mounted below (a recovery stacked one): every mount goes.
             unmount_all_under(container_dir)
@@ -88,3 +88,19 @@ class OverlayBackend:
         finally:
             for fd in descriptors:
                 os.close(fd)
+
+
+def _remove_container_dir(container_dir: Path) -> None:
+    """What an unmounted container directory usually holds (its record, an empty upper
+    directory: the mount points come from a shared layer) in a few calls; anything else
+    (what the task wrote) through rmtree. An rmdir of the rootfs fails (EBUSY) while
+    something is still mounted there: that error goes to the caller."""
+    os.rmdir(rootfs_path(container_dir))
+    try:
+        for name in ("upper", "work/work", "work"):
+            os.rmdir(container_dir / name)
+        for entry in os.listdir(container_dir):
+            os.unlink(container_dir / entry)
+        os.rmdir(container_dir)
+    except OSError:
+        shutil.rmtree(container_dir)

@@ -202,8 +202,10 @@ async def test_mount_points_come_from_one_layer_shared_by_the_image_s_containers
     assert os.stat(first.rootfs / "etc").st_mode == os.stat(image_etc).st_mode
     layers = list((tmp_path / "root" / "provisioner" / "mountpoints").iterdir())
     assert len(layers) == 1  # one per image and set of mount points
+    (second.rootfs / "written").write_text("by the task")
     await overlay_provisioner.destroy("c1")
     await overlay_provisioner.destroy("c2")
+    assert not first.rootfs.parent.exists() and not second.rootfs.parent.exists()
     # Once the image is gone, so is its mount point layer.
     await overlay_provisioner.prune_images([])
     assert list((tmp_path / "root" / "provisioner" / "mountpoints").iterdir()) == []
