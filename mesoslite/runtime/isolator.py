@@ -20,7 +20,6 @@ from typing import Protocol, runtime_checkable
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
-from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = [
     "Isolator",
@@ -49,6 +48,16 @@ class Mount:
     flags: int = 0
     read_only: bool = False
     recursive: bool = True
+
+
+@dataclass(frozen=True)
+class MountPoint:
+    """A mount target every container with an image gets: `path` absolute in the
+    container; a directory, or a file (a bind of a file). The provisioner may have it in
+    place already (see provisioner/mount_points.py)."""
+
+    path: str
+    directory: bool = True
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.isolator import MountPoint
 from mesoslite.runtime.provisioner.image_config import ImageConfig
-from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = ["ImageProvisioner", "ProvisionedImage"]
 

@@ -20,10 +20,9 @@ from pathlib import Path
 import anyio
 
 from mesoslite.runtime.api import ContainerConfig
-from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount
+from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Mount, MountPoint
 from mesoslite.runtime.linux_syscalls import CLONE_NEWNS
 from mesoslite.runtime.nesting import is_nested
-from mesoslite.runtime.provisioner.mount_points import MountPoint
 
 __all__ = ["CONTAINER_SANDBOX_PATH", "LinuxFilesystemIsolator"]
 

@@ -25,24 +25,15 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from mesoslite.runtime.isolator import MountPoint
 from mesoslite.runtime.provisioner.mounts import unmount, unmount_all_under
 
 __all__ = ["MountPoint", "mount_point_layer", "prune_mount_point_layers"]
 
 _LAYER = "layer"
 _SOURCE = "source.json"
-
-
-@dataclass(frozen=True)
-class MountPoint:
-    """A mount target every container of an image gets: `path` absolute in the
-    container; a directory, or a file (a bind of a file)."""
-
-    path: str
-    directory: bool = True
 
 
 def _key(layers: Sequence[Path], points: Sequence[MountPoint]) -> str:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from mesoslite.proto import mesos_pb2
+from mesoslite.runtime.isolator import MountPoint
 from mesoslite.runtime.provisioner import (
     BackendName,
     Provisioner,
@@ -19,7 +20,6 @@ from mesoslite.runtime.provisioner import (
     apply_image_config,
 )
 from mesoslite.runtime.provisioner.backend_choice import overlay_works
-from mesoslite.runtime.provisioner.mount_points import MountPoint
 from mesoslite.runtime.provisioner.mounts import is_mount_point, mount_points_under
 from tests.conftest import require, require_binary, require_root
 from tests.support.registry import RegistryServer
