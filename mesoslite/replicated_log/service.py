@@ -46,6 +46,7 @@ from mesoslite.raft import (
     Config,
     Entry,
     EntryType,
+    HardState,
     Message,
     ProposalDroppedError,
     RawNode,
@@ -278,6 +279,9 @@ class ReplicaService:
         # A Ready taken in a callback that needs waiting for: the loop's task does it.
         self._deferred: Ready | None = None
         self._fatal: BaseException | None = None
+        # The latest hard state when only its commit index moved, not written yet: it
+        # goes to disk after the answers of that Ready (see `_defer_hard_state`).
+        self._unwritten_hard_state: HardState | None = None
 
     # ------------------------------------------------------------------ observation
 
@@ -505,6 +509,7 @@ class ReplicaService:
         loop = asyncio.get_running_loop()
         while True:
             await anyio.sleep(timing.tick_s)
+            self._write_unwritten_hard_state()
             self._deadlines.expire(loop.time())
             self._node.tick()
             self._watch_leader()
@@ -630,14 +635,15 @@ class ReplicaService:
         hard_state = ready.hard_state
         if not ready.entries and not ready.must_sync and hard_state is not None:
             # Only the commit index moved, which needs no fsync and may be lost: apply
-            # (and answer) first.
+            # (and answer) first, write it after the answers.
             if early:
                 self._send(messages)
             conf_changed = self._apply(ready.committed_entries)
-            storage.try_persist_now(hard_state=hard_state, must_sync=False)
+            self._defer_hard_state(hard_state)
             if messages and not early:
                 self._send(messages)
         else:
+            hard_state = self._hard_state_to_write(ready)
             if hard_state is not None or ready.entries:
                 # The leader's sends run once its records are written, while the
                 # fdatasync runs in the WAL's sync thread: sent before the sync, they
@@ -662,9 +668,10 @@ class ReplicaService:
         early = bool(ready.messages) and self._node.is_leader
         if early:
             self._send(ready.messages)
-        if ready.snapshot is not None or ready.hard_state is not None or ready.entries:
+        hard_state = self._hard_state_to_write(ready)
+        if ready.snapshot is not None or hard_state is not None or ready.entries:
             await self._storage.persist(
-                hard_state=ready.hard_state,
+                hard_state=hard_state,
                 entries=ready.entries,
                 snapshot=ready.snapshot,
                 must_sync=ready.must_sync,
@@ -674,6 +681,36 @@ class ReplicaService:
         if ready.messages and not early:
             self._send(ready.messages)
         self._finish_ready(ready, self._apply(ready.committed_entries))
+
+    def _defer_hard_state(self, hard_state: HardState) -> None:
+        """Write a hard state whose commit index alone moved after the callbacks already
+        scheduled (the answers its commit released): it needs no fsync and may be lost,
+        so it need not hold them up. Until then it rides along with the next write."""
+        if self._unwritten_hard_state is None:
+            asyncio.get_running_loop().call_soon(self._write_unwritten_hard_state)
+        self._unwritten_hard_state = hard_state
+
+    def _hard_state_to_write(self, ready: Ready) -> HardState | None:
+        """The hard state a Ready's write carries: its own (newer than any deferred
+        one, which it replaces), else the deferred one, still the latest."""
+        hard_state = ready.hard_state
+        if hard_state is None:
+            hard_state = self._unwritten_hard_state
+        self._unwritten_hard_state = None
+        return hard_state
+
+    def _write_unwritten_hard_state(self) -> None:
+        hard_state = self._unwritten_hard_state
+        if hard_state is None or self._fatal is not None:
+            return
+        if self._in_ready or not self._storage.can_write_now():
+            return  # the Ready being written takes it along, or the next tick writes it
+        self._unwritten_hard_state = None
+        try:
+            self._storage.try_persist_now(hard_state=hard_state, must_sync=False)
+        except BaseException as error:  # the loop's task raises it (WAL failures end it)
+            self._fatal = error
+            self._wake()
 
     def _finish_ready(self, ready: Ready, conf_changed: bool) -> None:
         if ready.read_states:
