@@ -27,7 +27,6 @@ import os
 import struct
 import termios
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +36,7 @@ from google.protobuf.message import Message
 
 from mesoslite.proto import agent_pb2, mesos_pb2
 from mesoslite.runtime.api import ContainerClass, ContainerConfig
+from mesoslite.runtime.launch_types import ContainerStdio
 
 __all__ = [
     "FINISH_GRACE_S",
@@ -85,17 +85,6 @@ class InputConflictError(Exception):
 
 class SwitchboardInputError(Exception):
     """Input the container cannot take (stdin closed, a window size without a TTY)."""
-
-
-@dataclass(frozen=True)
-class ContainerStdio:
-    """What the container's process gets as descriptors 0, 1 and 2."""
-
-    stdin: int
-    stdout: int
-    stderr: int
-    # The three are one pseudo terminal's slave side (to become the controlling tty).
-    tty: bool
 
 
 def _set_window_size(fd: int, rows: int, columns: int) -> None:

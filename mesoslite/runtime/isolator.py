@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
+from mesoslite.runtime.launch_types import Mount
 
 __all__ = [
     "Isolator",
@@ -30,24 +31,6 @@ __all__ = [
     "Mount",
     "RecoveredContainer",
 ]
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A mount the launcher performs inside the container's mount namespace.
-
-    `target` is the path inside the container (absolute). `source` None with `fstype`
-    mounts a filesystem (proc, tmpfs...); otherwise `source` is bind-mounted."""
-
-    target: str
-    source: Path | None = None
-    fstype: str | None = None
-    # Filesystem data ("mode=755,size=64m"); ignored for binds.
-    options: str = ""
-    # MS_* flags for a filesystem mount (MS_NOSUID...); ignored for binds.
-    flags: int = 0
-    read_only: bool = False
-    recursive: bool = True
 
 
 @dataclass(frozen=True)

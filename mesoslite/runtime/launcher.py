@@ -16,7 +16,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import pwd
 import signal
 import termios
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ import anyio
 from mesoslite.runtime import procfs
 from mesoslite.runtime.command import ResolvedCommand
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
-from mesoslite.runtime.io_switchboard import ContainerStdio
 from mesoslite.runtime.isolator import LaunchInfo
+from mesoslite.runtime.launch_types import ContainerStdio, LaunchError, UserIdentity
 from mesoslite.runtime.spawn import SpawnError, SpawnSpec, posix_spawn_off_loop
 
 __all__ = [
@@ -47,34 +46,8 @@ STDOUT_FILE = "stdout"
 STDERR_FILE = "stderr"
 
 
-class LaunchError(Exception):
-    """The container's process could not be started."""
-
-
 def stdio_paths(sandbox: Path) -> tuple[Path, Path]:
     return sandbox / STDOUT_FILE, sandbox / STDERR_FILE
-
-
-@dataclass(frozen=True)
-class UserIdentity:
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    home: str
-
-    @classmethod
-    def lookup(cls, name: str) -> UserIdentity:
-        """Resolve in the agent (NSS may take locks: never between fork and exec)."""
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError as error:
-            raise LaunchError(f"unknown user {name!r}") from error
-        groups = tuple(os.getgrouplist(name, entry.pw_gid))
-        return cls(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
-
-    def is_current(self) -> bool:
-        return self.uid == os.geteuid() and self.gid == os.getegid()
 
 
 class Supervisor(Protocol):

@@ -30,13 +30,7 @@ the descriptors are opened before any setns (the mount namespace last: it change
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import signal
-import socket
-import stat
-import termios
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -45,9 +39,8 @@ from mesoslite.runtime import linux_syscalls as sys_
 from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
-from mesoslite.runtime.io_switchboard import ContainerStdio
-from mesoslite.runtime.isolator import Mount
-from mesoslite.runtime.launcher import LaunchError, LaunchRequest, UserIdentity, stdio_paths
+from mesoslite.runtime.launcher import LaunchError, LaunchRequest, stdio_paths
+from mesoslite.runtime.linux_child import ChildPlan, fork_with_plan, rootfs_scaffold, start_child
 
 __all__ = [
     "ChildPlan",
@@ -57,64 +50,6 @@ __all__ = [
     "rootfs_scaffold",
     "start_child",
 ]
-
-_DEVICE_NODES = (  # name, major, minor: what runc and crun create
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
-    ("tty", 5, 0),
-)
-_DEV_SYMLINKS = (
-    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
-)
-_HIDDEN_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
-                   signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
-                   signal.SIGUSR2)
-
-
-def rootfs_scaffold(read_only_sys: bool = True) -> list[Mount]:
-    """The kernel filesystems every image root gets, before the isolators' mounts."""
-    sys_flags = sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC
-    return [
-        Mount("/proc", fstype="proc", flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
-        Mount("/dev", fstype="tmpfs", options="mode=755,size=65536k",
-              flags=sys_.MS_NOSUID | sys_.MS_STRICTATIME),
-        Mount("/dev/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=0620",
-              flags=sys_.MS_NOSUID | sys_.MS_NOEXEC),
-        Mount("/dev/shm", fstype="tmpfs", options="mode=1777,size=65536k",
-              flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
-        Mount("/sys", fstype="sysfs",
-              flags=sys_flags | (sys_.MS_RDONLY if read_only_sys else 0)),
-    ]
-
-
-@dataclass(frozen=True)
-class ChildPlan:
-    """Everything the forked child does, decided in the agent (no lookups after fork)."""
-
-    executable: str
-    argv: list[str]
-    environment: dict[str, str]
-    stdout_path: Path
-    stderr_path: Path
-    cgroup_join_files: list[Path]
-    # CLONE_NEW* flags the child unshares itself (the pid namespace is the parent's job).
-    namespaces: int
-    new_pid_namespace: bool
-    rootfs: Path | None
-    mounts: list[Mount]
-    hostname: str | None
-    working_directory: str
-    user: UserIdentity | None
-    no_new_privileges: bool
-    # A nested container's parent namespaces to join, in the order to enter them.
-    enter_namespaces: list[tuple[Path, int]] = field(default_factory=list)
-    # The parent's pid namespace, entered by the forking thread.
-    enter_pid_namespace: Path | None = None
-    # The I/O switchboard's descriptors for 0, 1, 2 (never through the reaper).
-    stdio: ContainerStdio | None = None
-    # Opened first, joined last (before the user switch): the CPU quota's cgroups.
-    late_cgroup_join_files: list[Path] = field(default_factory=list)
-
 
 # setns order: the mount namespace last, since entering it changes what paths mean.
 _ENTER_ORDER = (
@@ -173,176 +108,6 @@ def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> 
         enter_pid_namespace=enter_pid_namespace,
         stdio=request.stdio,
     )
-
-
-# -- the child: runs between fork and exec ---------------------------------------------
-
-
-def _host_path(rootfs: Path | None, container_path: str) -> Path:
-    return Path(container_path) if rootfs is None else rootfs / container_path.lstrip("/")
-
-
-def _apply_mount(rootfs: Path | None, mount: Mount) -> None:
-    target = _host_path(rootfs, mount.target)
-    if mount.source is None:
-        target.mkdir(parents=True, exist_ok=True)
-        sys_.mount(mount.fstype, target, mount.fstype, mount.flags, mount.options or None)
-        return
-    if mount.source.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    elif not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
-    bind_flags = sys_.MS_BIND | (sys_.MS_REC if mount.recursive else 0)
-    sys_.mount(mount.source, target, None, bind_flags)
-    if mount.read_only:
-        sys_.mount(None, target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY)
-
-
-def _populate_dev(rootfs: Path) -> None:
-    dev = rootfs / "dev"
-    for name, major, minor in _DEVICE_NODES:
-        node = dev / name
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(node, 0o666)
-    for name, target in _DEV_SYMLINKS:
-        link = dev / name
-        if not link.exists() and not link.is_symlink():
-            os.symlink(target, link)
-
-
-def _join_cgroup(fd: int) -> None:
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-
-
-def _child_setup(plan: ChildPlan) -> None:
-    os.setsid()
-    for number in _HIDDEN_SIGNALS:
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    # "0" is the writer itself: our pid here would be 1 (of our own namespace).
-    for procs_file in plan.cgroup_join_files:
-        _join_cgroup(os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC))
-    # The CPU quota's cgroups are joined last, through descriptors opened now (the
-    # host's cgroup mounts are out of sight after pivot_root): a container of 0.01 cpus
-    # would otherwise spend ~100 ms throttled in its own set-up.
-    late_joins = [os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-                  for path in plan.late_cgroup_join_files]
-    if plan.stdio is not None:
-        for target, fd in enumerate((plan.stdio.stdin, plan.stdio.stdout, plan.stdio.stderr)):
-            os.dup2(fd, target)
-        if plan.stdio.tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    else:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
-                                   (1, plan.stdout_path, flags), (2, plan.stderr_path, flags)):
-            fd = os.open(path, mode, 0o644)
-            if fd != target:
-                os.dup2(fd, target)
-                os.close(fd)
-    # Every descriptor first: once in the parent's mount namespace, /proc is its.
-    entering = [(os.open(path, os.O_RDONLY), nstype) for path, nstype in plan.enter_namespaces]
-    for fd, nstype in entering:
-        sys_.setns(fd, nstype)
-        os.close(fd)
-    if plan.namespaces:
-        sys_.unshare(plan.namespaces)
-    if plan.namespaces & sys_.CLONE_NEWNS:
-        # Our mounts must not reach the host; the host's may still reach us.
-        sys_.mount(None, "/", None, sys_.MS_REC | sys_.MS_SLAVE)
-    rootfs = plan.rootfs
-    if rootfs is not None:
-        sys_.mount(rootfs, rootfs, None, sys_.MS_BIND | sys_.MS_REC)
-    for mount in plan.mounts:
-        _apply_mount(rootfs, mount)
-        if rootfs is not None and mount.target == "/dev" and mount.source is None:
-            _populate_dev(rootfs)
-    if rootfs is not None:
-        # pivot_root(".", ".") stacks the old root on the new one; detach it at once.
-        os.chdir(rootfs)
-        sys_.pivot_root(".", ".")
-        sys_.umount2(".", sys_.MNT_DETACH)
-        os.chdir("/")
-    if plan.hostname is not None and plan.namespaces & sys_.CLONE_NEWUTS:
-        socket.sethostname(plan.hostname)
-    if plan.namespaces & sys_.CLONE_NEWNET:
-        sys_.bring_loopback_up()
-    os.chdir(plan.working_directory)
-    for fd in late_joins:
-        _join_cgroup(fd)
-    if plan.user is not None:
-        os.setgroups(list(plan.user.groups))
-        os.setgid(plan.user.gid)
-        os.setuid(plan.user.uid)
-    if plan.no_new_privileges:
-        sys_.set_no_new_privileges()
-
-
-def _child_main(plan: ChildPlan, error_pipe: int) -> None:
-    """Never returns: exec, or report and _exit."""
-    try:
-        _child_setup(plan)
-        os.closerange(3, error_pipe)
-        os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
-        os.execve(plan.executable, plan.argv, plan.environment)
-    except BaseException as error:  # everything must end in _exit here
-        with contextlib.suppress(BaseException):
-            os.write(error_pipe, f"{type(error).__name__}: {error}".encode()[:4000])
-    finally:
-        os._exit(127)
-
-
-# -- the parent's side --------------------------------------------------------------------
-
-
-def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
-    """Fork the child (PID 1 of a new pid namespace if the plan says so); returns its pid
-    and the read end of its report pipe: EOF means it exec'd, bytes say why it did not.
-    Call from the thread that owns the event loop (or a single-threaded process)."""
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    switched = plan.new_pid_namespace or plan.enter_pid_namespace is not None
-    try:
-        if plan.enter_pid_namespace is not None:
-            target = os.open(plan.enter_pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sys_.setns(target, sys_.CLONE_NEWPID)
-            finally:
-                os.close(target)
-        elif plan.new_pid_namespace:
-            sys_.unshare(sys_.CLONE_NEWPID)
-        try:
-            pid = os.fork()
-            if pid == 0:
-                os.close(read_end)
-                _child_main(plan, write_end)
-        finally:
-            # Only the parent gets here (the child never returns from _child_main).
-            if switched:
-                sys_.setns(own_pid_namespace, sys_.CLONE_NEWPID)
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
-    return pid, read_end
-
-
-def fork_with_plan(plan: ChildPlan, own_pid_namespace: int) -> int:
-    """start_child, blocking until the child has exec'd (for the single-threaded reaper)."""
-    pid, report_pipe = start_child(plan, own_pid_namespace)
-    try:
-        report = os.read(report_pipe, 4096)
-    finally:
-        os.close(report_pipe)
-    if report:
-        os.waitpid(pid, 0)
-        raise LaunchError(report.decode(errors="replace"))
-    return pid
-
 
 
 class LinuxLauncher:

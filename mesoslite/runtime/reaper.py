@@ -34,8 +34,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mesoslite.runtime.launcher import LaunchError
-from mesoslite.runtime.linux_launcher import ChildPlan, start_child
+from mesoslite.runtime.launch_types import LaunchError
+from mesoslite.runtime.linux_child import ChildPlan, start_child
 from mesoslite.runtime.reaper_protocol import (
     MAX_MESSAGE_BYTES,
     decode,

@@ -18,7 +18,6 @@ thread, so that the worker only makes the one call.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -30,8 +29,13 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio and anyio are imported where they are used: the container reaper imports
+# this module for posix_spawn alone, and every container it forks copies its memory.
 
 __all__ = ["SpawnError", "SpawnSpec", "posix_spawn", "posix_spawn_off_loop"]
 
@@ -220,6 +224,8 @@ class _SpawnThreads:
                 loop.call_soon_threadsafe(_answer, future, error)
 
     async def spawn(self, prepared: _Prepared) -> int:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._requests.put((prepared, loop, future))
@@ -238,6 +244,8 @@ async def posix_spawn_off_loop(spec: SpawnSpec) -> int:
     """posix_spawn with the wait for the child's exec in a worker thread. Not
     cancellable: once the call is made the child exists, and its pid must reach the
     caller (who reaps it)."""
+    import anyio
+
     global _threads
     if _threads is None:
         _threads = _SpawnThreads(_SPAWN_THREADS)

@@ -4,11 +4,15 @@
   event-loop modules.
 - Nothing outside tui/ imports textual.
 - runtime/ does not import master/.
+- The container reaper (which every container fork copies) loads no event loop
+  library and no protobuf.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +86,19 @@ def test_runtime_does_not_import_master() -> None:
         if module == "mesoslite.master" or module.startswith("mesoslite.master.")
     ]
     assert not offending
+
+
+def test_the_container_reaper_stays_small() -> None:
+    # Loaded for real (the import graph is transitive): in a fresh interpreter.
+    script = (
+        "import sys, mesoslite.runtime.reaper; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert "mesoslite" in loaded
+    assert not {"anyio", "asyncio", "google", "httpx"} & set(loaded)
 
 
 def test_the_checks_see_the_source() -> None:
