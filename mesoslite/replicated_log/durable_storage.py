@@ -15,7 +15,8 @@ so many callers in flight share each fsync.
 `try_persist_now` writes on the calling thread instead, when nothing is queued or being
 written: the Ready loop (one writer, whose Readies already batch every proposal since
 the last) uses it to spare two thread hand-offs per Ready, each of which costs as much
-as a preallocated fdatasync on a small VM.
+as a preallocated fdatasync on a small VM. Its `meanwhile` runs a leader's sends on the
+calling thread while the fdatasync runs in the WAL's sync thread (`BackgroundSync`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ linearizable reads (`read_barrier`) and membership changes. The loop takes each 
 in the order `mesoslite.raft.ready` prescribes: persist (one write and one fdatasync per
 Ready, which holds every proposal made since the last: group commit), then send, then
 apply committed entries to the registry, then answer reads, then advance. A leader sends
-before it persists, as etcd's does (see `_ready_loop`).
+while it persists, as etcd's does (see `_handle_ready_now`); a commit index alone is
+written after the answers it released (`_defer_hard_state`).
 
 A proposal is answered once its entry is applied: with the registry's verdict
 (`OperationRejected`), or `ProposalLostError` when another leader's entry took its
