@@ -97,6 +97,9 @@ class Provisioner:
         self._setup_lock = anyio.Lock()
         # reference -> (record, (mtime ns, size, inode) of its file when it was read)
         self._records: dict[str, tuple[ImageRecord, tuple[int, int, int]]] = {}
+        # The backend of each container this provisioner made (destroy need not read
+        # its record back); recovered containers are looked up in their records.
+        self._made_by: dict[str, RootfsBackend] = {}
 
     @property
     def containers_root(self) -> Path:
@@ -271,6 +274,7 @@ class Provisioner:
         except BaseException:
             self._destroy_blocking(container_id, store, backend)
             raise
+        self._made_by[container_id] = backend
         return ProvisionInfo(rootfs=rootfs, config=record.config, image=record)
 
     async def destroy(self, container_id: str) -> None:
@@ -283,8 +287,10 @@ class Provisioner:
         self, container_id: str, store: ImageStore, default_backend: RootfsBackend
     ) -> None:
         container_dir = self._container_dir(container_id)
-        stored = _read_container_record(container_dir)
-        backend = backend_named(stored.backend) if stored else default_backend
+        backend = self._made_by.pop(container_id, None)
+        if backend is None:
+            stored = _read_container_record(container_dir)
+            backend = backend_named(stored.backend) if stored else default_backend
         backend.destroy(container_dir)
         store.release_blocking(container_id)
 
