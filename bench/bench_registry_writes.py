@@ -1,18 +1,21 @@
 """Registry writes through the network path, fsync on, 3 members on 127.0.0.1:
 latency with 1 client (sequential), throughput with 64 in flight; the same against a
-3-member etcd and a 3-node ZooKeeper in the same run, printed as ratios.
+3-member etcd and a 3-node ZooKeeper in the same run, printed as ratios. The three run
+side by side and take turns in rounds, so that other load on the machine falls on each
+of them alike.
 
 mesoslite's write is an operator UPDATE_WEIGHTS on the leading master (HTTP JSON),
 answered once the registry entry is committed by a quorum (fsync on each). etcd's is a
 256-byte put through its HTTP JSON gateway; ZooKeeper's a 256-byte setData (kazoo).
 All clients are Python, so each side pays a like client cost.
 
-    python -m bench.bench_registry_writes [--writes 500] [--throughput-writes 4000]
+    python -m bench.bench_registry_writes [--writes 600] [--throughput-writes 4000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -20,7 +23,8 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +44,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def sequential(write: Callable[[int], None], count: int) -> list[float]:
-    for number in range(20):  # warm-up: connections, JIT, caches
-        write(number)
+@dataclass
+class System:
+    """One replicated store under test: a 1-client write, and a run at IN_FLIGHT."""
+
+    name: str
+    write: Callable[[int], None]
+    throughput: Callable[[int], float]
+
+
+def sequential(write: Callable[[int], None], count: int, *, warm_up: bool = False) -> list[float]:
+    if warm_up:  # connections, caches
+        for number in range(count):
+            write(number)
+        return []
     latencies = []
     for number in range(count):
         started = time.perf_counter()
@@ -94,7 +109,8 @@ def weights_body(number: int) -> dict[str, object]:
     }
 
 
-def bench_mesoslite(writes: int, throughput_writes: int) -> tuple[list[float], float]:
+@contextlib.contextmanager
+def mesoslite_system() -> Iterator[System]:
     root = Path(tempfile.mkdtemp(prefix="mesoslite-bench-"))
     cluster = HaCluster(root, ["127.0.0.1"] * 3, base_port=free_port_base(), netns=[None] * 3)
     try:
@@ -108,9 +124,7 @@ def bench_mesoslite(writes: int, throughput_writes: int) -> tuple[list[float], f
                 response = client.post(url, json=weights_body(number))
                 assert response.status_code == 200, response.text
 
-            latencies = sequential(write, writes)
-
-        return latencies, in_flight(url, weights_body, throughput_writes)
+            yield System("mesoslite", write, lambda count: in_flight(url, weights_body, count))
     finally:
         cluster.close()
 
@@ -118,25 +132,25 @@ def bench_mesoslite(writes: int, throughput_writes: int) -> tuple[list[float], f
 # ---------------------------------------------------------------- etcd
 
 
-def bench_etcd(writes: int, throughput_writes: int) -> tuple[list[float], float]:
+@contextlib.contextmanager
+def etcd_system() -> Iterator[System]:
     etcd = EtcdCluster()
     try:
         etcd.start()
         leader = etcd.leader()
         assert leader is not None
         url = etcd.put_url(leader)
-        with httpx.Client(timeout=10.0) as client:
-
-            def write(number: int) -> None:
-                response = client.post(url, json=etcd.put_body(f"k{number % 64}", VALUE))
-                assert response.status_code == 200, response.text
-
-            latencies = sequential(write, writes)
 
         def body(number: int) -> dict[str, str]:
             return etcd.put_body(f"k{number % 64}", VALUE)
 
-        return latencies, in_flight(url, body, throughput_writes)
+        with httpx.Client(timeout=10.0) as client:
+
+            def write(number: int) -> None:
+                response = client.post(url, json=body(number))
+                assert response.status_code == 200, response.text
+
+            yield System("etcd", write, lambda count: in_flight(url, body, count))
     finally:
         etcd.close()
 
@@ -144,7 +158,8 @@ def bench_etcd(writes: int, throughput_writes: int) -> tuple[list[float], float]
 # ---------------------------------------------------------------- ZooKeeper
 
 
-def bench_zookeeper(writes: int, throughput_writes: int) -> tuple[list[float], float]:
+@contextlib.contextmanager
+def zookeeper_system() -> Iterator[System]:
     from kazoo.client import KazooClient
 
     zookeeper = ZooKeeperCluster()
@@ -159,46 +174,72 @@ def bench_zookeeper(writes: int, throughput_writes: int) -> tuple[list[float], f
             def write(number: int) -> None:
                 client.set(f"/bench/k{number % 64}", VALUE)
 
-            latencies = sequential(write, writes)
-            done = threading.Semaphore(0)
-            window = threading.Semaphore(IN_FLIGHT)
-            started = time.perf_counter()
-            for number in range(throughput_writes):
-                window.acquire()
-                result = client.set_async(f"/bench/k{number % 64}", VALUE)
-                result.rawlink(lambda _result: (window.release(), done.release()))
-            for _ in range(throughput_writes):
-                done.acquire()
-            rate = throughput_writes / (time.perf_counter() - started)
+            def throughput(count: int) -> float:
+                done = threading.Semaphore(0)
+                window = threading.Semaphore(IN_FLIGHT)
+                started = time.perf_counter()
+                for number in range(count):
+                    window.acquire()
+                    result = client.set_async(f"/bench/k{number % 64}", VALUE)
+                    result.rawlink(lambda _result: (window.release(), done.release()))
+                for _ in range(count):
+                    done.acquire()
+                return count / (time.perf_counter() - started)
+
+            yield System("zookeeper", write, throughput)
         finally:
             client.stop()
             client.close()
-        return latencies, rate
     finally:
         zookeeper.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--writes", type=int, default=500)
-    parser.add_argument("--throughput-writes", type=int, default=4000)
+    parser.add_argument("--writes", type=int, default=600, help="1-client writes per system")
+    parser.add_argument(
+        "--throughput-writes", type=int, default=4000, help="writes per system at 64 in flight"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the writes are split into"
+    )
     args = parser.parse_args()
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"kernel {platform.release()}, 3 members each on 127.0.0.1, fsync on"
+        f"kernel {platform.release()}, 3 members each on 127.0.0.1, fsync on; "
+        f"{args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}",
+        flush=True,
     )
+    latencies: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        systems = [
+            stack.enter_context(factory())
+            for factory in (mesoslite_system, etcd_system, zookeeper_system)
+        ]
+        # All three run at once and take turns, a block at a time, so that a load spike
+        # on this shared machine falls on every system alike, not on one of them.
+        for system in systems:
+            sequential(system.write, 20, warm_up=True)
+        for _ in range(args.rounds):
+            for system in systems:
+                block = sequential(system.write, args.writes // args.rounds)
+                latencies.setdefault(system.name, []).extend(block)
+            for system in systems:
+                rate = system.throughput(args.throughput_writes // args.rounds)
+                rates.setdefault(system.name, []).append(rate)
     results = {}
-    for name, run in (
-        ("mesoslite", bench_mesoslite),
-        ("etcd", bench_etcd),
-        ("zookeeper", bench_zookeeper),
-    ):
-        latencies, rate = run(args.writes, args.throughput_writes)
-        results[name] = (statistics.median(latencies), percentile(latencies, 0.99), rate)
+    for name, values in latencies.items():
+        results[name] = (
+            statistics.median(values),
+            percentile(values, 0.99),
+            statistics.median(rates[name]),
+        )
         p50, p99, rate = results[name]
         print(
             f"{name:<10} 1 client: p50 {p50 * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms   "
-            f"{IN_FLIGHT} in flight: {rate:8.0f} writes/s",
+            f"{IN_FLIGHT} in flight: {rate:8.0f} writes/s "
+            f"(rounds: {', '.join(f'{r:.0f}' for r in rates[name])})",
             flush=True,
         )
     ours = results["mesoslite"]
@@ -208,6 +249,7 @@ def main() -> None:
             f"mesoslite / {peer}: 1-client p50 latency x{ours[0] / theirs[0]:.2f} "
             f"(<= 1 is as fast or faster), throughput x{ours[2] / theirs[2]:.2f}"
         )
+    print(f"# load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
