@@ -1,20 +1,25 @@
 """From an --isolation flag ("cgroups/cpu,cgroups/mem,...") to isolators and a launcher.
 
 The default is the linux set when running as root on Linux with cgroups, the posix set
-otherwise (Mesos' default is "posix/cpu,posix/mem"). Whatever the flag's order, the
+otherwise (Mesos' default is "posix/cpu,posix/mem"). On a cgroup v2 host the linux set's
+cgroups/devices needs a kernel that loads eBPF device programs (CONFIG_CGROUP_BPF);
+where it cannot, the default leaves cgroups/devices out, says so in the log, and
+devices are not restricted. Whatever the flag's order, the
 isolators run filesystem first, then namespaces, cgroups, volumes, the rest: volumes
 mount into the root filesystem the filesystem isolator sets up.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesoslite.runtime.cgroups.layout import DEFAULT_CGROUP_ROOT, detect_cgroup_layout
+from mesoslite.runtime.cgroups.bpf_devices import device_programs_supported
+from mesoslite.runtime.cgroups.layout import DEFAULT_CGROUP_ROOT, CgroupMode, detect_cgroup_layout
 from mesoslite.runtime.cgroups.manager import CgroupManager, manager_for_layout
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME
 from mesoslite.runtime.isolator import Isolator
@@ -56,6 +61,8 @@ LINUX_ISOLATION = (
 # Processes per container when the flag does not say (pids.max); a fork bomb stops here.
 DEFAULT_MAX_PROCESSES = 32768
 
+_log = logging.getLogger(__name__)
+
 _FAMILY_RANK = {"filesystem": 0, "namespaces": 1, "cgroups": 2, "volume": 3, "posix": 4}
 
 
@@ -81,8 +88,9 @@ class IsolationContext:
 def _needs_cgroups(
     build: Callable[[CgroupManager, IsolationContext], Isolator],
 ) -> Callable[[IsolationContext, CgroupManager | None, set[str]], Isolator]:
-    def create(context: IsolationContext, cgroups: CgroupManager | None,
-               names: set[str]) -> Isolator:
+    def create(
+        context: IsolationContext, cgroups: CgroupManager | None, names: set[str]
+    ) -> Isolator:
         if cgroups is None:
             raise IsolationError(f"no cgroup hierarchy under {context.cgroup_root}")
         return build(cgroups, context)
@@ -90,8 +98,9 @@ def _needs_cgroups(
     return create
 
 
-KNOWN_ISOLATORS: dict[str, Callable[[IsolationContext, CgroupManager | None, set[str]],
-                                    Isolator]] = {
+KNOWN_ISOLATORS: dict[
+    str, Callable[[IsolationContext, CgroupManager | None, set[str]], Isolator]
+] = {
     "posix/cpu": lambda context, cgroups, names: PosixCpuIsolator(),
     "posix/mem": lambda context, cgroups, names: PosixMemIsolator(),
     "filesystem/linux": lambda context, cgroups, names: LinuxFilesystemIsolator(
@@ -120,13 +129,26 @@ KNOWN_ISOLATORS: dict[str, Callable[[IsolationContext, CgroupManager | None, set
 }
 
 
-def default_isolation_flag(cgroup_root: Path = DEFAULT_CGROUP_ROOT) -> str:
-    linux_capable = (
-        sys.platform == "linux"
-        and os.geteuid() == 0
-        and detect_cgroup_layout(cgroup_root) is not None
-    )
-    return LINUX_ISOLATION if linux_capable else POSIX_ISOLATION
+def default_isolation_flag(
+    cgroup_root: Path = DEFAULT_CGROUP_ROOT,
+    device_programs: Callable[[], bool] = device_programs_supported,
+) -> str:
+    """The linux set as root on Linux with cgroups, the posix set otherwise.
+
+    `device_programs` says whether eBPF device programs load here (v2 only; a
+    parameter so that tests can stand in a kernel without them)."""
+    layout = detect_cgroup_layout(cgroup_root)
+    linux_capable = sys.platform == "linux" and os.geteuid() == 0 and layout is not None
+    if not linux_capable or layout is None:
+        return POSIX_ISOLATION
+    if layout.mode is CgroupMode.V2 and not device_programs():
+        _log.warning(
+            "cgroup v2 without eBPF device programs (bpf(2) refused one): cgroups/devices "
+            "left out of the default isolation, devices are not restricted"
+        )
+        names = [name for name in LINUX_ISOLATION.split(",") if name != "cgroups/devices"]
+        return ",".join(names)
+    return LINUX_ISOLATION
 
 
 def _ordered_names(flag: str) -> list[str]:
@@ -137,8 +159,10 @@ def _ordered_names(flag: str) -> list[str]:
             names.append(name)
     unknown = [name for name in names if name not in KNOWN_ISOLATORS]
     if unknown:
-        raise IsolationError(f"unknown isolator(s): {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(KNOWN_ISOLATORS))}")
+        raise IsolationError(
+            f"unknown isolator(s): {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(KNOWN_ISOLATORS))}"
+        )
     return sorted(names, key=lambda name: _FAMILY_RANK.get(name.split("/")[0], 5))
 
 

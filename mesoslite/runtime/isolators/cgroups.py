@@ -14,9 +14,15 @@ cgroups inherit at creation (the devices whitelist, memory.swappiness).
 A nested container that shares its parent's cgroups (LinuxInfo.share_cgroups, the
 default) joins the parent's and gets none of its own: its usage is its parent's.
 
-cgroups/devices is v1 only (hybrid included): v2 controls devices with an eBPF program
-attached to the cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), which would need a hand-assembled
-program loaded through bpf(2); on v2 the isolator refuses to start rather than pretend.
+cgroups/devices enforces one whitelist on every layout. v1 and hybrid: devices.deny "a",
+then devices.allow per rule. v2 has no devices files: the same rules become an eBPF
+program (BPF_PROG_TYPE_CGROUP_DEVICE, assembled in cgroups/bpf_devices.py) that is
+loaded once and attached once, to the agent's root cgroup. Effective programs are
+inherited down a v2 tree, so every container cgroup below the root (and the cgroups
+below those) runs it from its creation; the attachment is exclusive (no flags), so it
+replaces a previous agent's program and a container cannot attach one of its own to
+widen it. A recovered container keeps the program it already runs; removing the root
+(or a container's cgroup) detaches it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ import anyio
 
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
+from mesoslite.runtime.cgroups.bpf_devices import (
+    DeviceRule,
+    attach_device_program,
+    device_programs_supported,
+    load_device_program,
+    parse_device_rule,
+)
 from mesoslite.runtime.cgroups.manager import CgroupManager
 from mesoslite.runtime.cgroups.naming import DEFAULT_CGROUPS_ROOT_NAME, container_cgroup
 from mesoslite.runtime.isolator import IsolatorBase, LaunchInfo, Limitation, RecoveredContainer
@@ -70,7 +83,7 @@ def cpu_weight_for_shares(shares: int) -> int:
 
 
 def parse_flat_keyed(text: str) -> dict[str, int]:
-    """"key value" lines (cpu.stat, memory.stat, memory.events) -> {key: value}."""
+    """ "key value" lines (cpu.stat, memory.stat, memory.events) -> {key: value}."""
     figures: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(" ")
@@ -324,7 +337,7 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         return Limitation(
             reason=mesos_pb2.TaskStatus.REASON_CONTAINER_LIMITATION_MEMORY,
             message=f"Memory limit exceeded: the kernel OOM-killed the task at its limit"
-                    f"{described}",
+            f"{described}",
         )
 
     def _sample(self, container_id: str) -> mesos_pb2.ResourceStatistics:
@@ -431,7 +444,8 @@ DEFAULT_DEVICE_RULES = (
 
 
 class CgroupsDevicesIsolator(_CgroupsIsolator):
-    """v1 devices.deny everything, then devices.allow the default set."""
+    """v1: devices.deny everything, then devices.allow the default set. v2: an eBPF
+    device program of the same rules, attached to the agent's root cgroup."""
 
     name = "cgroups/devices"
 
@@ -441,14 +455,21 @@ class CgroupsDevicesIsolator(_CgroupsIsolator):
         root_name: str = DEFAULT_CGROUPS_ROOT_NAME,
         allowed: tuple[str, ...] = DEFAULT_DEVICE_RULES,
     ) -> None:
-        if cgroups.version == 2:
-            raise ValueError("cgroups/devices supports cgroup v1 and hybrid only (v2 needs eBPF)")
         super().__init__(cgroups, root_name)
         self._allowed = allowed
+        # Parsed now, so that a bad rule fails at start, not at the first launch.
+        self._rules: list[DeviceRule] = [parse_device_rule(rule) for rule in allowed]
+        if cgroups.version == 2 and not device_programs_supported():
+            # Refuse to start rather than fail every launch (or pretend).
+            raise ValueError(
+                "cgroups/devices on cgroup v2 needs eBPF device programs, which bpf(2) "
+                "refused here (needs root and CONFIG_CGROUP_BPF)"
+            )
         self._inherited = False
 
     @property
     def controllers(self) -> list[str]:
+        # v2 has no "devices" controller: create() only makes the directory.
         return ["devices"]
 
     def _apply_limits(self, cgroup: str, limits: ResourceLimits, config: ContainerConfig) -> None:
@@ -461,6 +482,17 @@ class CgroupsDevicesIsolator(_CgroupsIsolator):
             self._cgroups.write(cgroup, "devices", "devices.allow", rule)
 
     def _prepare_root(self) -> None:
+        if self._cgroups.version == 2:
+            # Once per agent. The program lives as long as it is attached: its fd is
+            # not needed after the attach. A failure fails the launch (the isolator
+            # retries at the next one) rather than run a container unrestricted.
+            program = load_device_program(self._rules)
+            try:
+                attach_device_program(program, self._cgroups.directory(self._root_name, "devices"))
+            finally:
+                os.close(program)
+            self._inherited = True
+            return
         # A new devices cgroup starts with its parent's whitelist. The root cannot be
         # narrowed while it has children (a previous agent's): then each container
         # gets the rules written itself.
