@@ -74,6 +74,8 @@ def test_an_isolated_leader_loses_nothing_and_rejoins(tmp_path: Path) -> None:
         assert status is not None
         assert sorted(m["role"] for m in status["members"]) == ["voter"] * 3
     finally:
-        if cluster is not None:
-            cluster.close()
-        network.close()
+        try:
+            if cluster is not None:
+                cluster.close()
+        finally:  # even when stopping the nodes fails or times out
+            network.close()
