@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -24,16 +25,33 @@ from mesoslite.runtime.launch_types import ContainerStdio, LaunchError, Mount, U
 __all__ = ["ChildPlan", "fork_with_plan", "rootfs_scaffold", "start_child"]
 
 _DEVICE_NODES = (  # name, major, minor: what runc and crun create
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
     ("tty", 5, 0),
 )
 _DEV_SYMLINKS = (
-    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
 )
-_HIDDEN_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
-                   signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
-                   signal.SIGUSR2)
+_DEVICES = tuple((name.encode(), os.makedev(major, minor)) for name, major, minor in _DEVICE_NODES)
+_LINKS = tuple((name.encode(), target) for name, target in _DEV_SYMLINKS)
+_HIDDEN_SIGNALS = (
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 def rootfs_scaffold(read_only_sys: bool = True) -> list[Mount]:
@@ -41,14 +59,25 @@ def rootfs_scaffold(read_only_sys: bool = True) -> list[Mount]:
     sys_flags = sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC
     return [
         Mount("/proc", fstype="proc", flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
-        Mount("/dev", fstype="tmpfs", options="mode=755,size=65536k",
-              flags=sys_.MS_NOSUID | sys_.MS_STRICTATIME),
-        Mount("/dev/pts", fstype="devpts", options="newinstance,ptmxmode=0666,mode=0620",
-              flags=sys_.MS_NOSUID | sys_.MS_NOEXEC),
-        Mount("/dev/shm", fstype="tmpfs", options="mode=1777,size=65536k",
-              flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC),
-        Mount("/sys", fstype="sysfs",
-              flags=sys_flags | (sys_.MS_RDONLY if read_only_sys else 0)),
+        Mount(
+            "/dev",
+            fstype="tmpfs",
+            options="mode=755,size=65536k",
+            flags=sys_.MS_NOSUID | sys_.MS_STRICTATIME,
+        ),
+        Mount(
+            "/dev/pts",
+            fstype="devpts",
+            options="newinstance,ptmxmode=0666,mode=0620",
+            flags=sys_.MS_NOSUID | sys_.MS_NOEXEC,
+        ),
+        Mount(
+            "/dev/shm",
+            fstype="tmpfs",
+            options="mode=1777,size=65536k",
+            flags=sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC,
+        ),
+        Mount("/sys", fstype="sysfs", flags=sys_flags | (sys_.MS_RDONLY if read_only_sys else 0)),
     ]
 
 
@@ -82,38 +111,93 @@ class ChildPlan:
 
 
 # -- the child: runs between fork and exec ---------------------------------------------
+#
+# The child is a copy of the reaper: every object it touches dirties a page that the
+# kernel then copies (a refcount write suffices), and pathlib's objects are made of
+# many. So the parent turns the plan into plain strings, bytes and ints before the fork
+# (_prepare), and the child only makes system calls with them.
+
+# A mount: (target, source or None, fstype, flags, data, whether to make /dev's nodes)
+# for a filesystem; for a bind: (target, source, None, bind flags, None, read only).
+_MountStep = tuple[bytes, bytes | None, bytes | None, int, bytes | None, bool]
 
 
-def _host_path(rootfs: Path | None, container_path: str) -> Path:
-    return Path(container_path) if rootfs is None else rootfs / container_path.lstrip("/")
+class _Prepared:
+    """A ChildPlan as the child uses it (made by the parent, before the fork)."""
+
+    __slots__ = (
+        "cgroup_joins",
+        "dev_links",
+        "dev_nodes",
+        "late_cgroup_joins",
+        "mounts",
+        "rootfs",
+        "stdio_paths",
+    )
+
+    def __init__(self, plan: ChildPlan) -> None:
+        self.cgroup_joins = [os.fspath(path) for path in plan.cgroup_join_files]
+        self.late_cgroup_joins = [os.fspath(path) for path in plan.late_cgroup_join_files]
+        self.stdio_paths = (os.fspath(plan.stdout_path), os.fspath(plan.stderr_path))
+        rootfs = None if plan.rootfs is None else os.fsencode(plan.rootfs)
+        self.rootfs = rootfs
+        self.mounts = [_mount_step(rootfs, mount) for mount in plan.mounts]
+        self.dev_nodes: list[tuple[bytes, int]] = []
+        self.dev_links: list[tuple[str, bytes]] = []
+        if rootfs is not None:
+            self.dev_nodes = [(rootfs + b"/dev/" + name, device) for name, device in _DEVICES]
+            self.dev_links = [(target, rootfs + b"/dev/" + name) for name, target in _LINKS]
 
 
-def _apply_mount(rootfs: Path | None, mount: Mount) -> None:
-    target = _host_path(rootfs, mount.target)
+def _mount_step(rootfs: bytes | None, mount: Mount) -> _MountStep:
+    target = os.fsencode(mount.target)
+    if rootfs is not None:  # the path on the host, below the new root
+        target = rootfs + b"/" + target.lstrip(b"/")
     if mount.source is None:
-        target.mkdir(parents=True, exist_ok=True)
-        sys_.mount(mount.fstype, target, mount.fstype, mount.flags, mount.options or None)
-        return
-    if mount.source.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    elif not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
+        populate_dev = rootfs is not None and mount.target == "/dev"
+        fstype = None if mount.fstype is None else os.fsencode(mount.fstype)
+        data = os.fsencode(mount.options) if mount.options else None
+        return (target, None, fstype, mount.flags, data, populate_dev)
     bind_flags = sys_.MS_BIND | (sys_.MS_REC if mount.recursive else 0)
-    sys_.mount(mount.source, target, None, bind_flags)
-    if mount.read_only:
-        sys_.mount(None, target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY)
+    return (target, os.fsencode(mount.source), None, bind_flags, None, mount.read_only)
 
 
-def _populate_dev(rootfs: Path) -> None:
-    dev = rootfs / "dev"
-    for name, major, minor in _DEVICE_NODES:
-        node = dev / name
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(node, 0o666)
-    for name, target in _DEV_SYMLINKS:
-        link = dev / name
-        if not link.exists() and not link.is_symlink():
+def _make_directory(path: bytes) -> None:
+    """Path.mkdir(parents=True, exist_ok=True), one mkdir where the parent is there."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def _apply_mount(step: _MountStep) -> None:
+    target, source, fstype, flags, data, last = step
+    if source is None:
+        _make_directory(target)
+        sys_.mount_bytes(fstype, target, fstype, flags, data)
+        return
+    if os.path.isdir(source):
+        _make_directory(target)
+    elif not os.path.exists(target):
+        _make_directory(os.path.dirname(target))
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+    sys_.mount_bytes(source, target, None, flags, None)
+    if last:  # read only
+        sys_.mount_bytes(None, target, None, sys_.MS_BIND | sys_.MS_REMOUNT | sys_.MS_RDONLY, None)
+
+
+def _populate_dev(prepared: _Prepared) -> None:
+    mask = os.umask(0)  # the nodes are 0666 whatever the reaper's umask
+    try:
+        for node, device in prepared.dev_nodes:
+            os.mknod(node, stat.S_IFCHR | 0o666, device)
+    finally:
+        os.umask(mask)
+    for target, link in prepared.dev_links:
+        with contextlib.suppress(FileExistsError):
             os.symlink(target, link)
 
 
@@ -124,19 +208,18 @@ def _join_cgroup(fd: int) -> None:
         os.close(fd)
 
 
-def _child_setup(plan: ChildPlan) -> None:
+def _child_setup(plan: ChildPlan, prepared: _Prepared) -> None:
     os.setsid()
     for number in _HIDDEN_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     # "0" is the writer itself: our pid here would be 1 (of our own namespace).
-    for procs_file in plan.cgroup_join_files:
+    for procs_file in prepared.cgroup_joins:
         _join_cgroup(os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC))
     # The CPU quota's cgroups are joined last, through descriptors opened now (the
     # host's cgroup mounts are out of sight after pivot_root): a container of 0.01 cpus
     # would otherwise spend ~100 ms throttled in its own set-up.
-    late_joins = [os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-                  for path in plan.late_cgroup_join_files]
+    late_joins = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in prepared.late_cgroup_joins]
     if plan.stdio is not None:
         for target, fd in enumerate((plan.stdio.stdin, plan.stdio.stdout, plan.stdio.stderr)):
             os.dup2(fd, target)
@@ -144,8 +227,12 @@ def _child_setup(plan: ChildPlan) -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     else:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
-                                   (1, plan.stdout_path, flags), (2, plan.stderr_path, flags)):
+        stdout_path, stderr_path = prepared.stdio_paths
+        for target, path, mode in (
+            (0, "/dev/null", os.O_RDONLY),
+            (1, stdout_path, flags),
+            (2, stderr_path, flags),
+        ):
             fd = os.open(path, mode, 0o644)
             if fd != target:
                 os.dup2(fd, target)
@@ -159,14 +246,14 @@ def _child_setup(plan: ChildPlan) -> None:
         sys_.unshare(plan.namespaces)
     if plan.namespaces & sys_.CLONE_NEWNS:
         # Our mounts must not reach the host; the host's may still reach us.
-        sys_.mount(None, "/", None, sys_.MS_REC | sys_.MS_SLAVE)
-    rootfs = plan.rootfs
+        sys_.mount_bytes(None, b"/", None, sys_.MS_REC | sys_.MS_SLAVE, None)
+    rootfs = prepared.rootfs
     if rootfs is not None:
-        sys_.mount(rootfs, rootfs, None, sys_.MS_BIND | sys_.MS_REC)
-    for mount in plan.mounts:
-        _apply_mount(rootfs, mount)
-        if rootfs is not None and mount.target == "/dev" and mount.source is None:
-            _populate_dev(rootfs)
+        sys_.mount_bytes(rootfs, rootfs, None, sys_.MS_BIND | sys_.MS_REC, None)
+    for step in prepared.mounts:
+        _apply_mount(step)
+        if step[1] is None and step[5]:
+            _populate_dev(prepared)
     if rootfs is not None:
         # pivot_root(".", ".") stacks the old root on the new one; detach it at once.
         os.chdir(rootfs)
@@ -188,10 +275,12 @@ def _child_setup(plan: ChildPlan) -> None:
         sys_.set_no_new_privileges()
 
 
-def _child_main(plan: ChildPlan, error_pipe: int) -> None:
+def _child_main(plan: ChildPlan, prepared: _Prepared, error_pipe: int) -> None:
     """Never returns: exec, or report and _exit."""
+    # A collection here would walk (and so copy) the reaper's objects for nothing.
+    gc.disable()
     try:
-        _child_setup(plan)
+        _child_setup(plan, prepared)
         os.closerange(3, error_pipe)
         os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
         os.execve(plan.executable, plan.argv, plan.environment)
@@ -209,6 +298,7 @@ def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
     """Fork the child (PID 1 of a new pid namespace if the plan says so); returns its pid
     and the read end of its report pipe: EOF means it exec'd, bytes say why it did not.
     Call from the thread that owns the event loop (or a single-threaded process)."""
+    prepared = _Prepared(plan)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     switched = plan.new_pid_namespace or plan.enter_pid_namespace is not None
     try:
@@ -224,7 +314,7 @@ def start_child(plan: ChildPlan, own_pid_namespace: int) -> tuple[int, int]:
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                _child_main(plan, write_end)
+                _child_main(plan, prepared, write_end)
         finally:
             # Only the parent gets here (the child never returns from _child_main).
             if switched:

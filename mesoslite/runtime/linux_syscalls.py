@@ -33,6 +33,7 @@ __all__ = [
     "MS_STRICTATIME",
     "bring_loopback_up",
     "mount",
+    "mount_bytes",
     "pivot_root",
     "set_no_new_privileges",
     "setns",
@@ -71,15 +72,20 @@ _unshare.argtypes = [ctypes.c_int]
 _setns = _libc.setns
 _setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _mount = _libc.mount
-_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                   ctypes.c_char_p]
+_mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _umount2 = _libc.umount2
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _prctl = _libc.prctl
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                   ctypes.c_ulong]
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+_PIVOT_ROOT = _SYS_PIVOT_ROOT.get(platform.machine())
 
 
 def _check(result: int, what: str) -> None:
@@ -107,9 +113,22 @@ def mount(
     flags: int,
     data: str | None = None,
 ) -> None:
-    result = _mount(_bytes_or_none(source), os.fsencode(target), _bytes_or_none(fstype),
-                    flags, _bytes_or_none(data))
+    result = _mount(
+        _bytes_or_none(source),
+        os.fsencode(target),
+        _bytes_or_none(fstype),
+        flags,
+        _bytes_or_none(data),
+    )
     _check(result, f"mount {target}")
+
+
+def mount_bytes(
+    source: bytes | None, target: bytes, fstype: bytes | None, flags: int, data: bytes | None
+) -> None:
+    """mount() with its arguments encoded already (the forked child's)."""
+    if _mount(source, target, fstype, flags, data) != 0:
+        _check(-1, f"mount {os.fsdecode(target)}")
 
 
 def umount2(target: str | os.PathLike[str], flags: int) -> None:
@@ -117,8 +136,9 @@ def umount2(target: str | os.PathLike[str], flags: int) -> None:
 
 
 def pivot_root(new_root: str | os.PathLike[str], put_old: str | os.PathLike[str]) -> None:
-    number = _SYS_PIVOT_ROOT[platform.machine()]
-    result = _syscall(ctypes.c_long(number), os.fsencode(new_root), os.fsencode(put_old))
+    if _PIVOT_ROOT is None:
+        raise OSError(f"pivot_root: no system call number for {platform.machine()}")
+    result = _syscall(ctypes.c_long(_PIVOT_ROOT), os.fsencode(new_root), os.fsencode(put_old))
     _check(int(result), "pivot_root")
 
 

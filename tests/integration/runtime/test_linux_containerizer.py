@@ -29,8 +29,9 @@ def _scalar(name: str, value: float) -> mesos_pb2.Resource:
     )
 
 
-async def _run(containerizer: MesosContainerizer, config: ContainerConfig,
-               container_id: str = "c") -> tuple[str, str, int | None]:
+async def _run(
+    containerizer: MesosContainerizer, config: ContainerConfig, container_id: str = "c"
+) -> tuple[str, str, int | None]:
     with anyio.fail_after(_SAFETY_SECONDS):
         await containerizer.launch(container_id, config)
         termination = await containerizer.wait(container_id)
@@ -80,8 +81,10 @@ async def test_a_memory_hog_is_killed_at_its_limit_with_the_memory_reason(
     linux_containerizer: MesosContainerizer, make_config: MakeConfig
 ) -> None:
     # The shell keeps the command substitution's 200 MB in memory: far above 32 MB.
-    config = make_config('x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived',
-                         resources=[_scalar("cpus", 1), _scalar("mem", 32)])
+    config = make_config(
+        'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived',
+        resources=[_scalar("cpus", 1), _scalar("mem", 32)],
+    )
     with anyio.fail_after(_SAFETY_SECONDS):
         await linux_containerizer.launch("hog", config)
         termination = await linux_containerizer.wait("hog")
@@ -137,8 +140,9 @@ async def test_a_container_with_a_tiny_cpu_share_is_in_every_cgroup_of_its_own(
 ) -> None:
     # The CPU quota's cgroups are joined last (after the set-up, through descriptors
     # opened before pivot_root): the task itself still runs in all of them.
-    config = make_config("cat /proc/self/cgroup", resources=[_scalar("cpus", 0.01),
-                                                             _scalar("mem", 32)])
+    config = make_config(
+        "cat /proc/self/cgroup", resources=[_scalar("cpus", 0.01), _scalar("mem", 32)]
+    )
     stdout, _, code = await _run(linux_containerizer, config, container_id="tiny")
     assert code == 0
     layout = detect_cgroup_layout()
@@ -207,8 +211,10 @@ async def test_devices_outside_the_allowed_set_cannot_be_opened(
     # /dev/sda's numbers: creating the node is allowed ("b *:* m"), opening it is not.
     stdout, _, code = await _run(
         linux_containerizer,
-        make_config("mknod /tmp/disk b 8 0 && (head -c 1 /tmp/disk >/dev/null 2>&1"
-                    " && echo OPENED || echo DENIED); head -c 1 /dev/zero | wc -c"),
+        make_config(
+            "mknod /tmp/disk b 8 0 && (head -c 1 /tmp/disk >/dev/null 2>&1"
+            " && echo OPENED || echo DENIED); head -c 1 /dev/zero | wc -c"
+        ),
     )
     assert code == 0
     assert stdout.split() == ["DENIED", "1"]
@@ -250,8 +256,11 @@ async def test_a_failing_exec_inside_the_image_fails_the_launch(
 async def test_without_an_image_the_task_still_gets_its_own_pid_namespace_and_proc(
     linux_containerizer: MesosContainerizer, make_config: MakeConfig
 ) -> None:
-    config = make_config("echo $$; ls /proc | grep -c '^[0-9]'; pwd", container_info=None,
-                         environment={"PATH": "/usr/bin:/bin"})
+    config = make_config(
+        "echo $$; ls /proc | grep -c '^[0-9]'; pwd",
+        container_info=None,
+        environment={"PATH": "/usr/bin:/bin"},
+    )
     stdout, _, code = await _run(linux_containerizer, config)
     pid, visible_processes, cwd = stdout.split()
     assert code == 0
@@ -260,3 +269,35 @@ async def test_without_an_image_the_task_still_gets_its_own_pid_namespace_and_pr
     assert cwd == str(config.sandbox)
     # The host's /proc is untouched.
     assert Path(f"/proc/{os.getpid()}").exists()
+
+
+async def test_dev_has_the_usual_nodes_and_links_whatever_the_umask(
+    linux_containerizer: MesosContainerizer, make_config: MakeConfig
+) -> None:
+    # The launcher's umask must not narrow the nodes' modes.
+    previous = os.umask(0o077)
+    try:
+        stdout, _, code = await _run(
+            linux_containerizer,
+            make_config(
+                "for n in null zero full random urandom tty;"
+                " do stat -c '%n %a %t:%T' /dev/$n; done;"
+                " for n in fd stdin stdout stderr ptmx; do readlink /dev/$n; done"
+            ),
+        )
+    finally:
+        os.umask(previous)
+    assert code == 0
+    assert stdout.splitlines() == [
+        "/dev/null 666 1:3",
+        "/dev/zero 666 1:5",
+        "/dev/full 666 1:7",
+        "/dev/random 666 1:8",
+        "/dev/urandom 666 1:9",
+        "/dev/tty 666 5:0",
+        "/proc/self/fd",
+        "/proc/self/fd/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd/2",
+        "pts/ptmx",
+    ]
