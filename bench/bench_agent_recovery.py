@@ -96,10 +96,20 @@ def _up(root: Path, name: str, isolation: str) -> tuple[_Process, str, int]:
     master_port, agent_port = free_port(), free_port()
     data_dir = root / name
     command = [
-        *mesoslite_command(), "up", "--data-dir", str(data_dir),
-        "--port", str(master_port), "--agent-port", str(agent_port),
-        "--peer-port", str(free_port()), "--isolation", isolation,
-        "--resources", "cpus:64;mem:65536;disk:65536",
+        *mesoslite_command(),
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(master_port),
+        "--agent-port",
+        str(agent_port),
+        "--peer-port",
+        str(free_port()),
+        "--isolation",
+        isolation,
+        "--resources",
+        "cpus:64;mem:65536;disk:65536",
     ]
     return _Process(command, data_dir), f"127.0.0.1:{master_port}", agent_port
 
@@ -108,9 +118,18 @@ def _agent(root: Path, master: str, isolation: str) -> tuple[_Process, int]:
     port = free_port()
     data_dir = root / "agent-only"
     command = [
-        *mesoslite_command(), "agent", "--master", master, "--port", str(port),
-        "--data-dir", str(data_dir), "--isolation", isolation,
-        "--resources", "cpus:64;mem:65536;disk:65536",
+        *mesoslite_command(),
+        "agent",
+        "--master",
+        master,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--isolation",
+        isolation,
+        "--resources",
+        "cpus:64;mem:65536;disk:65536",
     ]
     return _Process(command, data_dir), port
 
@@ -206,13 +225,17 @@ def main() -> None:
     )
     try:
         spawned = cluster.start()
-        print(f"plain start of `up` (spawn -> agent registered): "
-              f"{_wait_for_agent(master, cluster_agent_port, spawned) * 1e3:.0f} ms")
+        print(
+            f"plain start of `up` (spawn -> agent registered): "
+            f"{_wait_for_agent(master, cluster_agent_port, spawned) * 1e3:.0f} ms"
+        )
         if args.mode == "agent":
             agent, agent_port = _agent(root, master, args.isolation)
             spawned = agent.start()
-            print(f"plain start of `agent` (spawn -> registered): "
-                  f"{_wait_for_agent(master, agent_port, spawned) * 1e3:.0f} ms")
+            print(
+                f"plain start of `agent` (spawn -> registered): "
+                f"{_wait_for_agent(master, agent_port, spawned) * 1e3:.0f} ms"
+            )
         target = agent if agent is not None else cluster
         _subscribe(scheduler)
         agent_id = next(s["id"] for s in master_slaves(master) if s["port"] == agent_port)

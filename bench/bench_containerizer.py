@@ -95,8 +95,9 @@ def _image_info() -> mesos_pb2.ContainerInfo:
 class _Variant:
     """One containerizer set-up, entered once and reused by every repetition."""
 
-    def __init__(self, name: str, work: Path, flag: str, rootfs: Path | None,
-                 checkpoint: bool = False) -> None:
+    def __init__(
+        self, name: str, work: Path, flag: str, rootfs: Path | None, checkpoint: bool = False
+    ) -> None:
         self.name = name
         self._work = work / name
         self._flag = flag
@@ -115,25 +116,31 @@ class _Variant:
             environment={"PATH": "/bin:/usr/bin"},
             container_info=_image_info() if self._rootfs is not None else None,
             resources=[
-                mesos_pb2.Resource(name="cpus", type=mesos_pb2.Value.SCALAR,
-                                   scalar=mesos_pb2.Value.Scalar(value=0.1)),
-                mesos_pb2.Resource(name="mem", type=mesos_pb2.Value.SCALAR,
-                                   scalar=mesos_pb2.Value.Scalar(value=64)),
+                mesos_pb2.Resource(
+                    name="cpus",
+                    type=mesos_pb2.Value.SCALAR,
+                    scalar=mesos_pb2.Value.Scalar(value=0.1),
+                ),
+                mesos_pb2.Resource(
+                    name="mem", type=mesos_pb2.Value.SCALAR, scalar=mesos_pb2.Value.Scalar(value=64)
+                ),
             ],
             checkpoint=self._checkpoint,
         )
         return f"{self.name}-{self._counter}", config
 
-    async def run(self, body: Callable[[Callable[[], Awaitable[None]]], Awaitable[float]]
-                  ) -> float:
-        context = IsolationContext(runtime_dir=self._work / "files",
-                                   cgroups_root_name=self._cgroups_root_name)
+    async def run(self, body: Callable[[Callable[[], Awaitable[None]]], Awaitable[float]]) -> float:
+        context = IsolationContext(
+            runtime_dir=self._work / "files", cgroups_root_name=self._cgroups_root_name
+        )
         isolators = isolation_from_flag(self._flag, context)
         launcher = launcher_for(isolators, context)
         provisioner = _DirectoryProvisioner(self._rootfs) if self._rootfs else None
         try:
             async with MesosContainerizer(
-                launcher=launcher, isolators=isolators, provisioner=provisioner,
+                launcher=launcher,
+                isolators=isolators,
+                provisioner=provisioner,
                 runtime_dir=self._work / "runtime",
             ) as containerizer:
 
@@ -162,8 +169,9 @@ async def _sequential(count: int, one: Callable[[], Awaitable[None]]) -> float:
     return (time.perf_counter() - started) / count
 
 
-def _concurrent(count: int, limit: int) -> Callable[[Callable[[], Awaitable[None]]],
-                                                    Awaitable[float]]:
+def _concurrent(
+    count: int, limit: int
+) -> Callable[[Callable[[], Awaitable[None]]], Awaitable[float]]:
     async def body(one: Callable[[], Awaitable[None]]) -> float:
         """Containers per second."""
         slots = anyio.Semaphore(limit)
@@ -205,24 +213,26 @@ def _runtime_loop(runtime: str, bundle: Path, count: int, state_root: Path) -> f
         " i=$((i+1)); done"
     )
     started = time.perf_counter()
-    subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                   check=True)
+    subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], check=True)
     return (time.perf_counter() - started) / count
 
 
 def _describe_host() -> str:
     layout = detect_cgroup_layout()
     mode = layout.mode.value if layout is not None else "none"
-    return (f"nproc={os.cpu_count()} kernel={platform.release()} cgroups={mode} "
-            f"python={platform.python_version()}")
+    return (
+        f"nproc={os.cpu_count()} kernel={platform.release()} cgroups={mode} "
+        f"python={platform.python_version()}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="sequential containers per rep")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--concurrent", type=int, default=500,
-                        help="containers for the launches/s figure")
+    parser.add_argument(
+        "--concurrent", type=int, default=500, help="containers for the launches/s figure"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     arguments = parser.parse_args()
 
@@ -248,9 +258,7 @@ def main() -> int:
         bundle = _make_bundle(work, rootfs) if runtimes and rootfs is not None else None
         for _ in range(arguments.reps):
             for variant in variants:
-                seconds = anyio.run(
-                    variant.run, lambda one: _sequential(arguments.count, one)
-                )
+                seconds = anyio.run(variant.run, lambda one: _sequential(arguments.count, one))
                 per_container.setdefault(variant.name, []).append(seconds)
             for runtime in runtimes:
                 assert bundle is not None
@@ -258,8 +266,10 @@ def main() -> int:
                 seconds = _runtime_loop(runtime, bundle, arguments.count, state_root)
                 per_container.setdefault(runtime, []).append(seconds)
 
-        print(f"\nstart -> exit of /bin/true, {arguments.count} sequential x "
-              f"{arguments.reps} reps (median ms per container):")
+        print(
+            f"\nstart -> exit of /bin/true, {arguments.count} sequential x "
+            f"{arguments.reps} reps (median ms per container):"
+        )
         medians = {name: statistics.median(values) for name, values in per_container.items()}
         for name, value in medians.items():
             spread = ", ".join(f"{v * 1e3:.2f}" for v in per_container[name])
@@ -269,12 +279,11 @@ def main() -> int:
                 if ours in medians and peer in medians:
                     print(f"  {ours} / {peer}: {medians[ours] / medians[peer]:.2f}x")
 
-        print(f"\nlaunches/s: {arguments.concurrent} containers, "
-              f"{arguments.concurrency} at a time:")
+        print(
+            f"\nlaunches/s: {arguments.concurrent} containers, {arguments.concurrency} at a time:"
+        )
         for variant in variants:
-            rate = anyio.run(
-                variant.run, _concurrent(arguments.concurrent, arguments.concurrency)
-            )
+            rate = anyio.run(variant.run, _concurrent(arguments.concurrent, arguments.concurrency))
             print(f"  {variant.name:<11} {rate:7.0f} /s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 . .venv/bin/activate
 
-echo "== ruff"; ruff check mesoslite tests bench scripts
+echo "== ruff"; ruff check mesoslite tests bench scripts; ruff format --check mesoslite tests bench scripts
 echo "== mypy"; mypy
 
 echo "== pytest"

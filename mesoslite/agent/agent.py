@@ -548,6 +548,7 @@ class Agent:
 
     def executor_context(self, framework: Framework, executor: Executor) -> ExecutorContext:
         """What a built-in executor (command, default) of this executor gets."""
+
         async def send_update(status: mesos_pb2.TaskStatus) -> None:
             await self.handle_status_update(framework, executor, status)
 

@@ -162,8 +162,9 @@ def _read_framework(
     return FrameworkCheckpoint(info=info, executors=executors)
 
 
-def _latest_run_id(layout: SandboxLayout, agent_id: str, framework_id: str, executor_id: str
-                   ) -> str | None:
+def _latest_run_id(
+    layout: SandboxLayout, agent_id: str, framework_id: str, executor_id: str
+) -> str | None:
     # The sandbox's `runs/latest` link is moved to each new run as it is created.
     with contextlib.suppress(OSError):
         return os.readlink(layout.runs_dir(agent_id, framework_id, executor_id) / LATEST)

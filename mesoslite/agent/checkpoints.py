@@ -121,7 +121,6 @@ def write_http_marker(
     atomic_write(layout.http_marker_file(agent_id, framework_id, executor_id, container_id), b"")
 
 
-
 def forget_run(
     layout: SandboxLayout, agent_id: str, framework_id: str, executor_id: str, container_id: str
 ) -> None:

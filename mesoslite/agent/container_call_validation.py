@@ -24,8 +24,7 @@ def validate_container_id(container_id: mesos_pb2.ContainerID) -> str | None:
         return f"'{value}' contains invalid characters"
     if len(value) > MAX_CONTAINER_ID_LENGTH:
         return (
-            f"'ContainerID.value' '{value}' exceeds the maximum length"
-            f" ({MAX_CONTAINER_ID_LENGTH})"
+            f"'ContainerID.value' '{value}' exceeds the maximum length ({MAX_CONTAINER_ID_LENGTH})"
         )
     # Periods separate the levels of "<parent>.<child>"; spaces confuse paths and logs.
     if "." in value or " " in value:

@@ -438,9 +438,7 @@ def _request_media(request: Request) -> tuple[str, str | None]:
     if not content_type:
         raise HttpError(400, "Expecting 'Content-Type' to be present")
     if content_type not in (JSON, PROTOBUF, RECORDIO):
-        raise HttpError(
-            415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF} or {RECORDIO}"
-        )
+        raise HttpError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF} or {RECORDIO}")
     message_content_type = request.headers.get(_MESSAGE_CONTENT_TYPE)
     if content_type != RECORDIO:
         if message_content_type is not None:
@@ -461,9 +459,7 @@ def _response_media(request: Request) -> tuple[str, str]:
     """The response's type and (for a RecordIO stream) its records' type."""
     accept = negotiate(request.headers.get("accept"), (JSON, PROTOBUF, RECORDIO))
     if accept is None:
-        raise HttpError(
-            406, f"Expecting 'Accept' to allow {JSON} or {PROTOBUF} or {RECORDIO}"
-        )
+        raise HttpError(406, f"Expecting 'Accept' to allow {JSON} or {PROTOBUF} or {RECORDIO}")
     message_accept_header = request.headers.get(_MESSAGE_ACCEPT)
     if accept != RECORDIO:
         if message_accept_header is not None:

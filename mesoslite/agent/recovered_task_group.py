@@ -190,7 +190,6 @@ def _lost_status(task: RecoveredTask, *, partition_aware: bool) -> mesos_pb2.Tas
         task.task_id,
         _TS.TASK_FAILED,
         source=_Status.SOURCE_AGENT,
-        message="The task's container ended while the agent was down; its exit status is "
-        "unknown",
+        message="The task's container ended while the agent was down; its exit status is unknown",
         reason=_Status.REASON_EXECUTOR_TERMINATED,
     )

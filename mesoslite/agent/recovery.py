@@ -407,9 +407,7 @@ def _resume_task_group(
     return supervise
 
 
-def _ended_while_down(
-    framework: Framework, last_state: mesos_pb2.TaskState.ValueType
-) -> Supervise:
+def _ended_while_down(framework: Framework, last_state: mesos_pb2.TaskState.ValueType) -> Supervise:
     """The executor's container is gone and no exit of it was recorded: its tasks end
     with it (how is unknown)."""
     if last_state == _TS.TASK_STAGING:

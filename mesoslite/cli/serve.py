@@ -136,9 +136,7 @@ def run_foreground(
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for received in signals:
-                        node.keep_tasks_on_stop = (
-                            received == signal.SIGTERM and sigterm_keeps_tasks
-                        )
+                        node.keep_tasks_on_stop = received == signal.SIGTERM and sigterm_keeps_tasks
                         tg.cancel_scope.cancel()
                         return
 

@@ -87,7 +87,8 @@ class ContainerRecord:
             resources=[_decode(mesos_pb2.Resource, r) for r in stored["resources"]],
             container_info=(
                 _decode(mesos_pb2.ContainerInfo, stored["container_info"])
-                if stored["container_info"] is not None else None
+                if stored["container_info"] is not None
+                else None
             ),
             user=stored["user"],
             parent_id=stored["parent_id"],

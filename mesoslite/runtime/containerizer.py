@@ -328,7 +328,8 @@ class MesosContainerizer:
             if self._provisioner is None:
                 raise LaunchError("the container has an image but no provisioner is set up")
             mount_points = [
-                point for isolator in self._isolators.in_order()
+                point
+                for isolator in self._isolators.in_order()
                 for point in isolator.image_mount_points()
             ]
             provisioned = await self._provisioner.provision(
@@ -415,7 +416,8 @@ class MesosContainerizer:
             launch_info=launch_info,
             supervisor=supervisor,
             parent=ParentLink(parent.container_id, parent.pid)
-            if parent is not None and parent.pid is not None else None,
+            if parent is not None and parent.pid is not None
+            else None,
         )
         container.launch_info = launch_info
         container.environment = environment
@@ -437,9 +439,13 @@ class MesosContainerizer:
         providing stdin/stdout/stderr; returns the pid."""
         config = container.config
         if needs_switchboard(config):
-            tty_info = config.container_info.tty_info if (
-                config.container_info is not None and config.container_info.HasField("tty_info")
-            ) else None
+            tty_info = (
+                config.container_info.tty_info
+                if (
+                    config.container_info is not None and config.container_info.HasField("tty_info")
+                )
+                else None
+            )
             switchboard = IOSwitchboard(
                 container.container_id,
                 tty_info=tty_info,
@@ -471,8 +477,11 @@ class MesosContainerizer:
         launch_info = LaunchInfo(
             cgroup_join_files=list(parent_info.cgroup_join_files),
             late_cgroup_join_files=list(parent_info.late_cgroup_join_files),
-            enter_namespaces=sys_.CLONE_NEWNS | sys_.CLONE_NEWPID | sys_.CLONE_NEWNET
-            | sys_.CLONE_NEWUTS | sys_.CLONE_NEWIPC,
+            enter_namespaces=sys_.CLONE_NEWNS
+            | sys_.CLONE_NEWPID
+            | sys_.CLONE_NEWNET
+            | sys_.CLONE_NEWUTS
+            | sys_.CLONE_NEWIPC,
             working_directory=parent_info.working_directory or str(parent.config.sandbox),
             shares_parent_cgroups=True,
         )
@@ -595,9 +604,7 @@ class MesosContainerizer:
                     await self._provisioner.destroy(container_id)
             if container.config.checkpoint and self._runtime_dir is not None:
                 async with self._step(container_id, "remove the checkpoint"):
-                    await anyio.to_thread.run_sync(
-                        remove_record, self._runtime_dir, container_id
-                    )
+                    await anyio.to_thread.run_sync(remove_record, self._runtime_dir, container_id)
             elif self._runtime_dir is not None:
                 async with self._step(container_id, "remove the launch mark"):
                     assert self._marks is not None
@@ -678,11 +685,11 @@ class MesosContainerizer:
             process = SupervisedProcess(record.container_id, record.pid, None)
             exit_record = (
                 read_exit_record(self._runtime_dir, record.container_id)
-                if self._runtime_dir is not None else None
+                if self._runtime_dir is not None
+                else None
             )
             process.exited(
-                exit_record[1] if exit_record is not None and exit_record[0] == record.pid
-                else None
+                exit_record[1] if exit_record is not None and exit_record[0] == record.pid else None
             )
         container.handle = process
         return container

@@ -1,10 +1,10 @@
 """Errors the containerizer raises to its callers.
 
-    ContainerError
-     +-- UnknownContainerError    no such container (the agent answers 404)
-     +-- ContainerExistsError     launch of an id already in use
-     +-- ContainerLaunchError     the container could not be started; wait() has the reason
-     +-- UnsupportedContainerError  a ContainerInfo this containerizer does not run
+ContainerError
+ +-- UnknownContainerError    no such container (the agent answers 404)
+ +-- ContainerExistsError     launch of an id already in use
+ +-- ContainerLaunchError     the container could not be started; wait() has the reason
+ +-- UnsupportedContainerError  a ContainerInfo this containerizer does not run
 """
 
 from __future__ import annotations

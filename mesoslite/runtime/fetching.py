@@ -12,7 +12,10 @@ __all__ = ["Fetcher"]
 
 class Fetcher(Protocol):
     async def fetch(
-        self, container_id: str, uris: list[mesos_pb2.CommandInfo.URI], sandbox: Path,
+        self,
+        container_id: str,
+        uris: list[mesos_pb2.CommandInfo.URI],
+        sandbox: Path,
         user: str | None,
     ) -> None:
         """Download (and extract, chmod) every URI into the sandbox; raise on failure."""

@@ -72,8 +72,7 @@ class OutputSink(Protocol):
         """Queue a record; False once the client is gone."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 class InputConflictError(Exception):
@@ -98,7 +97,7 @@ def _open_log(directory: Path, name: str) -> int:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class IOSwitchboard:
@@ -279,7 +278,7 @@ class IOSwitchboard:
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             except BlockingIOError:
                 await anyio.wait_writable(fd)
 

@@ -105,10 +105,7 @@ class LaunchMarks:
     def _append(self, record: bytes) -> None:
         os.write(self._open(), record)
         self._records += 1
-        if (
-            self._records >= _COMPACT_AFTER_RECORDS
-            and self._records > 4 * len(self._live)
-        ):
+        if self._records >= _COMPACT_AFTER_RECORDS and self._records > 4 * len(self._live):
             self._rewrite()
 
     def read(self) -> list[LaunchMark]:

@@ -53,8 +53,7 @@ def stdio_paths(sandbox: Path) -> tuple[Path, Path]:
 class Supervisor(Protocol):
     """Starts processes that must outlive the agent (the container reaper's client)."""
 
-    async def launch_posix(self, container_id: str, spec: SpawnSpec) -> WatchedProcess:
-        ...
+    async def launch_posix(self, container_id: str, spec: SpawnSpec) -> WatchedProcess: ...
 
     async def launch_linux(self, container_id: str, plan: Any) -> WatchedProcess:
         """`plan`: a linux_launcher.ChildPlan."""
@@ -115,9 +114,17 @@ class Launcher(Protocol):
 
 def _reset_signals_in_child() -> None:
     # Dispositions the agent set (SIG_IGN survives exec) and its mask go back to default.
-    for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
-                   signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
-                   signal.SIGUSR2):
+    for number in (
+        signal.SIGPIPE,
+        signal.SIGXFSZ,
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGCHLD,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
@@ -134,8 +141,11 @@ def _take_stdio_in_child(stdio: ContainerStdio) -> None:
 def _open_stdio_in_child(sandbox: Path) -> None:
     stdout_path, stderr_path = stdio_paths(sandbox)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    for target, path, mode in ((0, Path("/dev/null"), os.O_RDONLY),
-                               (1, stdout_path, flags), (2, stderr_path, flags)):
+    for target, path, mode in (
+        (0, Path("/dev/null"), os.O_RDONLY),
+        (1, stdout_path, flags),
+        (2, stderr_path, flags),
+    ):
         fd = os.open(path, mode, 0o644)
         if fd != target:
             os.dup2(fd, target)
@@ -232,8 +242,9 @@ class PosixLauncher:
             await handle.wait()
             handle.close()
             code, _, text = report.decode(errors="replace").partition(":")
-            raise LaunchError(f"{text} ({errno.errorcode.get(int(code), code)}): "
-                              f"{request.command.executable}")
+            raise LaunchError(
+                f"{text} ({errno.errorcode.get(int(code), code)}): {request.command.executable}"
+            )
         return handle
 
     def release(self, container_id: str) -> None:

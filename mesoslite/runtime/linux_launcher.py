@@ -93,8 +93,9 @@ def build_child_plan(request: LaunchRequest, no_new_privileges: bool = True) -> 
         environment=request.environment,
         stdout_path=stdout_path,
         stderr_path=stderr_path,
-        cgroup_join_files=[f for f in dict.fromkeys(info.cgroup_join_files)
-                           if f not in late_join_files],
+        cgroup_join_files=[
+            f for f in dict.fromkeys(info.cgroup_join_files) if f not in late_join_files
+        ],
         late_cgroup_join_files=late_join_files,
         namespaces=namespaces & ~sys_.CLONE_NEWPID,
         new_pid_namespace=bool(namespaces & sys_.CLONE_NEWPID) and enter_pid_namespace is None,

@@ -40,23 +40,26 @@ _SA_RESTORER = 0x04000000
 def _x86_64_code() -> bytes:
     """The program, at _LOAD_ADDRESS + _CODE_OFFSET:
 
-        _start: rt_sigaction(SIGTERM, &action, NULL, 8)
-        reap:   if wait4(-1, NULL, 0, NULL) >= 0: goto reap     # a child was reaped
-                nanosleep(&one_second, NULL)                   # none (ECHILD): doze
-                goto reap
-        on_term: exit_group(0)
-        action: {on_term, SA_RESTORER, on_term, 0}             # struct kernel_sigaction
-        one_second: {1, 0}                                     # struct timespec
+    _start: rt_sigaction(SIGTERM, &action, NULL, 8)
+    reap:   if wait4(-1, NULL, 0, NULL) >= 0: goto reap     # a child was reaped
+            nanosleep(&one_second, NULL)                   # none (ECHILD): doze
+            goto reap
+    on_term: exit_group(0)
+    action: {on_term, SA_RESTORER, on_term, 0}             # struct kernel_sigaction
+    one_second: {1, 0}                                     # struct timespec
     """
     start = (
-        b"\xb8" + struct.pack("<I", _SYS_RT_SIGACTION)  # mov eax, 13
-        + b"\xbf" + struct.pack("<I", _SIGTERM)  # mov edi, 15
+        b"\xb8"
+        + struct.pack("<I", _SYS_RT_SIGACTION)  # mov eax, 13
+        + b"\xbf"
+        + struct.pack("<I", _SIGTERM)  # mov edi, 15
         + b"\x48\x8d\x35"  # lea rsi, [rip + action] (displacement patched below)
     )
     # xor edx, edx; mov r10d, 8 (sizeof sigset_t); syscall
     after_lea = b"\x31\xd2" + b"\x41\xba\x08\x00\x00\x00" + b"\x0f\x05"
     reap = (
-        b"\xb8" + struct.pack("<I", _SYS_WAIT4)  # mov eax, 61
+        b"\xb8"
+        + struct.pack("<I", _SYS_WAIT4)  # mov eax, 61
         + b"\x48\xc7\xc7\xff\xff\xff\xff"  # mov rdi, -1
         + b"\x31\xf6\x31\xd2\x45\x31\xd2"  # xor esi, esi; xor edx, edx; xor r10d, r10d
         + b"\x0f\x05"  # syscall
@@ -82,10 +85,18 @@ def _x86_64_code() -> bytes:
     action = struct.pack("<QQQQ", on_term_address, _SA_RESTORER, on_term_address, 0)
     one_second = struct.pack("<qq", 1, 0)
     code = (
-        start + struct.pack("<i", action_at - lea_action_end) + after_lea
-        + reap + jns
-        + doze + struct.pack("<i", one_second_at - lea_second_end) + after_doze_lea
-        + jmp + on_term + action + one_second
+        start
+        + struct.pack("<i", action_at - lea_action_end)
+        + after_lea
+        + reap
+        + jns
+        + doze
+        + struct.pack("<i", one_second_at - lea_second_end)
+        + after_doze_lea
+        + jmp
+        + on_term
+        + action
+        + one_second
     )
     assert len(code) == one_second_at + 16
     return code
@@ -107,7 +118,9 @@ def _elf(machine: int, code: bytes) -> bytes:
         _ELF_HEADER_BYTES,
         _PROGRAM_HEADER_BYTES,
         1,  # one program header
-        0, 0, 0,
+        0,
+        0,
+        0,
     )
     program_header = struct.pack(
         "<IIQQQQQQ",

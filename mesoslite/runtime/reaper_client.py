@@ -138,10 +138,16 @@ class ReaperClient:
             environment["PYTHONPATH"] = os.pathsep.join(
                 p for p in (package_root, environment.get("PYTHONPATH")) if p
             )
-        pid = posix_spawn(SpawnSpec(
-            executable=self._command[0], argv=self._command, environment=environment,
-            cwd=self._runtime_dir, stdout_path=log, stderr_path=log,
-        ))
+        pid = posix_spawn(
+            SpawnSpec(
+                executable=self._command[0],
+                argv=self._command,
+                environment=environment,
+                cwd=self._runtime_dir,
+                stdout_path=log,
+                stderr_path=log,
+            )
+        )
         # Our child until we exit: reap it if it ends first.
         handle = ProcessHandle(pid)
         self._reaper_process = handle

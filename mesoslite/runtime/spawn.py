@@ -92,7 +92,11 @@ class _Libc:
         self.attr_setsigdefault = lib.posix_spawnattr_setsigdefault
         self.attr_setsigmask = lib.posix_spawnattr_setsigmask
         self.add_open.argtypes = [
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_uint,
         ]
         self.add_chdir.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         self.attr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
@@ -102,9 +106,17 @@ class _Libc:
         # ignored SIGPIPE would otherwise survive exec).
         self.default_signals = ctypes.create_string_buffer(_SIGSET_BYTES)
         self.sigemptyset(self.default_signals)
-        for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
-                       signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
-                       signal.SIGUSR2):
+        for number in (
+            signal.SIGPIPE,
+            signal.SIGXFSZ,
+            signal.SIGINT,
+            signal.SIGTERM,
+            signal.SIGHUP,
+            signal.SIGQUIT,
+            signal.SIGCHLD,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+        ):
             self.sigaddset(self.default_signals, int(number))
         self.empty_mask = ctypes.create_string_buffer(_SIGSET_BYTES)
         self.sigemptyset(self.empty_mask)
@@ -155,8 +167,10 @@ class _Prepared:
             libc.add_closefrom(actions, 3)
             self.argv = _c_strings([os.fsencode(arg) for arg in spec.argv])
             self.envp = _c_strings(
-                [f"{name}={value}".encode("utf-8", "surrogateescape")
-                 for name, value in spec.environment.items()]
+                [
+                    f"{name}={value}".encode("utf-8", "surrogateescape")
+                    for name, value in spec.environment.items()
+                ]
             )
             self.executable = os.fsencode(spec.executable)
             self.pid = ctypes.c_int(0)

@@ -16,6 +16,7 @@ HTTP/1.1 when framing responses, which changes nothing for responses that have a
 Content-Length (all but the streams) and keeps the connection closing after the
 response, as HTTP/1.0 expects.
 """
+
 from __future__ import annotations
 
 import asyncio

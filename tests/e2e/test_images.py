@@ -33,8 +33,14 @@ pytestmark = pytest.mark.anyio
 
 _TS = mesos_pb2.TaskState
 _TERMINAL = frozenset(
-    {_TS.TASK_FINISHED, _TS.TASK_FAILED, _TS.TASK_KILLED, _TS.TASK_ERROR, _TS.TASK_LOST,
-     _TS.TASK_DROPPED}
+    {
+        _TS.TASK_FINISHED,
+        _TS.TASK_FAILED,
+        _TS.TASK_KILLED,
+        _TS.TASK_ERROR,
+        _TS.TASK_LOST,
+        _TS.TASK_DROPPED,
+    }
 )
 TASK_CPUS = 0.5
 TASK_MEM_MB = 64
@@ -59,14 +65,14 @@ def image_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def up(
-    image_reference: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningCluster]:
+def up(image_reference: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     require(shutil.which("busybox") is not None, "needs busybox-static")
     cluster = start_cluster(
         tmp_path_factory.mktemp("up"),
-        "--peer-port", str(free_port()),
-        "--resources", "cpus:8;mem:8192;disk:4096;ports:[31000-32000]",
+        "--peer-port",
+        str(free_port()),
+        "--resources",
+        "cpus:8;mem:8192;disk:4096;ports:[31000-32000]",
     )
     try:
         yield cluster
@@ -161,8 +167,9 @@ async def test_a_task_runs_in_its_image(up: RunningCluster, image_reference: str
     container = statuses[0].container_status.container_id.value
     for status in statuses:
         assert status.container_status.container_id.value == container
-        addresses = [a.ip_address for n in status.container_status.network_infos
-                     for a in n.ip_addresses]
+        addresses = [
+            a.ip_address for n in status.container_status.network_infos for a in n.ip_addresses
+        ]
         assert addresses == ["127.0.0.1"]
     assert statuses[1].container_status.executor_pid > 0
     sandbox = sandbox_of(up, statuses[-1])
@@ -284,7 +291,8 @@ async def _figures_after_work(agent: httpx.AsyncClient, container: str) -> dict[
     while True:
         answer = (await agent.post("/api/v1", json=call)).json()
         (entry,) = [
-            c for c in answer["get_containers"]["containers"]
+            c
+            for c in answer["get_containers"]["containers"]
             if c["container_id"]["value"] == container
         ]
         figures: dict[str, Any] = entry["resource_statistics"]

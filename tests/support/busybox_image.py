@@ -59,11 +59,18 @@ def build_busybox_image(workdir: Path, busybox: str, tag: str = "latest") -> Bui
     _busybox_tree(tree, busybox)
     _run("umoci", "insert", "--image", f"{layout}:{tag}", str(tree), "/")
     _run(
-        "umoci", "config", "--image", f"{layout}:{tag}",
-        "--config.cmd", "/bin/sh",
-        "--config.env", "PATH=/bin",
-        "--config.env", BUSYBOX_IMAGE_ENV,
-        "--config.user", "0:0",
+        "umoci",
+        "config",
+        "--image",
+        f"{layout}:{tag}",
+        "--config.cmd",
+        "/bin/sh",
+        "--config.env",
+        "PATH=/bin",
+        "--config.env",
+        BUSYBOX_IMAGE_ENV,
+        "--config.user",
+        "0:0",
     )
     return BuiltImage(layout, tag)
 

@@ -30,8 +30,11 @@ def _processes(data_dir: Path, cgroup_name: str) -> list[tuple[int, str]]:
         pid = int(entry.name)
         try:
             cgroups = Path(entry.path, "cgroup").read_text()
-            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace"
+            command = (
+                Path(entry.path, "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
             )
             cwd = os.readlink(Path(entry.path, "cwd"))
         except OSError:

@@ -396,12 +396,7 @@ class Allocator:
 
     def _dirty_agents_with_free(self) -> None:
         for agent_id, agent in self._agents.items():
-            if (
-                agent.active
-                and not agent.paused
-                and agent.offerable
-                and not agent.free.is_empty()
-            ):
+            if agent.active and not agent.paused and agent.offerable and not agent.free.is_empty():
                 self._dirty.add(agent_id)
 
     def _split_by_role(

@@ -106,12 +106,14 @@ class LinuxFilesystemIsolator(IsolatorBase):
             name = hostname or socket.gethostname()
             mounts += await anyio.to_thread.run_sync(self._host_files, container_id, name)
         else:
-            mounts.append(Mount("/etc/hosts", source=Path("/etc/hosts"), recursive=False,
-                                read_only=True))
+            mounts.append(
+                Mount("/etc/hosts", source=Path("/etc/hosts"), recursive=False, read_only=True)
+            )
         resolv_conf = self._resolv_conf()
         if resolv_conf is not None:
-            mounts.append(Mount("/etc/resolv.conf", source=resolv_conf, recursive=False,
-                                read_only=True))
+            mounts.append(
+                Mount("/etc/resolv.conf", source=resolv_conf, recursive=False, read_only=True)
+            )
         return LaunchInfo(
             rootfs=config.rootfs,
             namespaces=CLONE_NEWNS,

@@ -63,8 +63,7 @@ class IpcNamespaceIsolator(IsolatorBase):
         mounts = []
         if config.rootfs is None:
             flags = sys_.MS_NOSUID | sys_.MS_NODEV | sys_.MS_NOEXEC
-            mounts.append(Mount("/dev/shm", fstype="tmpfs", options="mode=1777",
-                                flags=flags))
+            mounts.append(Mount("/dev/shm", fstype="tmpfs", options="mode=1777", flags=flags))
         return LaunchInfo(namespaces=sys_.CLONE_NEWIPC | sys_.CLONE_NEWNS, mounts=mounts)
 
 

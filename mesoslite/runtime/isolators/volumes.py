@@ -54,11 +54,13 @@ class HostPathVolumeIsolator(IsolatorBase):
                 continue
             if not await anyio.to_thread.run_sync(host_path.exists):
                 raise VolumeError(f"host path {host_path} of a volume does not exist")
-            mounts.append(Mount(
-                _container_target(config, volume.container_path),
-                source=host_path,
-                read_only=volume.mode == mesos_pb2.Volume.RO,
-            ))
+            mounts.append(
+                Mount(
+                    _container_target(config, volume.container_path),
+                    source=host_path,
+                    read_only=volume.mode == mesos_pb2.Volume.RO,
+                )
+            )
         return LaunchInfo(mounts=mounts) if mounts else None
 
 
@@ -90,11 +92,13 @@ class SandboxPathVolumeIsolator(IsolatorBase):
                 raise VolumeError(f"sandbox volume path {source_info.path!r} leaves the sandbox")
             source = base / relative
             await anyio.to_thread.run_sync(_make_directory, source)
-            mounts.append(Mount(
-                _container_target(config, volume.container_path),
-                source=source,
-                read_only=volume.mode == mesos_pb2.Volume.RO,
-            ))
+            mounts.append(
+                Mount(
+                    _container_target(config, volume.container_path),
+                    source=source,
+                    read_only=volume.mode == mesos_pb2.Volume.RO,
+                )
+            )
         return LaunchInfo(mounts=mounts) if mounts else None
 
     async def cleanup(self, container_id: str) -> None:

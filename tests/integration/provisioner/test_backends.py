@@ -191,7 +191,11 @@ async def test_mount_points_come_from_one_layer_shared_by_the_image_s_containers
         tree = describe_tree(info.rootfs)
         assert {"proc", "mnt/mesos/sandbox", "etc/hosts"} <= set(tree)
         assert set(tree) - WHITEOUT_IMAGE_PATHS == {
-            "proc", "mnt", "mnt/mesos", "mnt/mesos/sandbox", "etc/hosts"
+            "proc",
+            "mnt",
+            "mnt/mesos",
+            "mnt/mesos/sandbox",
+            "etc/hosts",
         }
         assert tree["data/keep"] == "file 0644 'keep\\n'"
         assert tree["etc/hostname"] == "file 0644 'testimage\\n'"

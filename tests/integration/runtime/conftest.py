@@ -100,7 +100,8 @@ async def linux_containerizer(
     launcher = launcher_for(isolators, context)
     try:
         async with MesosContainerizer(
-            launcher=launcher, isolators=isolators,
+            launcher=launcher,
+            isolators=isolators,
             provisioner=DirectoryProvisioner(busybox_rootfs),
         ) as containerizer:
             try:

@@ -42,16 +42,21 @@ def _process_is_gone(pid: int) -> bool:
 
 
 @asynccontextmanager
-async def _agent(runtime_dir: Path, rootfs: Path, cgroups_root_name: str
-                 ) -> AsyncIterator[MesosContainerizer]:
-    context = IsolationContext(runtime_dir=runtime_dir / "files",
-                               cgroups_root_name=cgroups_root_name)
+async def _agent(
+    runtime_dir: Path, rootfs: Path, cgroups_root_name: str
+) -> AsyncIterator[MesosContainerizer]:
+    context = IsolationContext(
+        runtime_dir=runtime_dir / "files", cgroups_root_name=cgroups_root_name
+    )
     isolators = isolation_from_flag(LINUX_ISOLATION, context)
     launcher = launcher_for(isolators, context)
     try:
-        async with MesosContainerizer(launcher=launcher, isolators=isolators,
-                                      provisioner=DirectoryProvisioner(rootfs),
-                                      runtime_dir=runtime_dir) as containerizer:
+        async with MesosContainerizer(
+            launcher=launcher,
+            isolators=isolators,
+            provisioner=DirectoryProvisioner(rootfs),
+            runtime_dir=runtime_dir,
+        ) as containerizer:
             yield containerizer
     finally:
         if isinstance(launcher, LinuxLauncher):
@@ -62,8 +67,9 @@ async def test_an_agent_restart_keeps_checkpointed_containers_and_kills_the_rest
     tmp_path: Path, busybox_rootfs: Path, cgroups_root_name: str, make_config: MakeConfig
 ) -> None:
     runtime_dir = tmp_path / "agent-runtime"
-    kept = make_config("while [ ! -e /mnt/mesos/sandbox/go ]; do sleep 0.02; done; exit 5",
-                       checkpoint=True)
+    kept = make_config(
+        "while [ ! -e /mnt/mesos/sandbox/go ]; do sleep 0.02; done; exit 5", checkpoint=True
+    )
     dropped = make_config("sleep 600")
     reaper_pid = None
     try:

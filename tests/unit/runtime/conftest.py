@@ -45,4 +45,3 @@ def make_config(tmp_path: Path) -> Callable[..., ContainerConfig]:
         return ContainerConfig(**fields)  # type: ignore[arg-type]
 
     return build
-

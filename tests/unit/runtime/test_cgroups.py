@@ -129,6 +129,4 @@ def test_cpu_conversions() -> None:
 
 def test_flat_keyed_files() -> None:
     text = "nr_periods 10\nnr_throttled 2\nthrottled_time 12345\nbad line x\n"
-    assert parse_flat_keyed(text) == {
-        "nr_periods": 10, "nr_throttled": 2, "throttled_time": 12345
-    }
+    assert parse_flat_keyed(text) == {"nr_periods": 10, "nr_throttled": 2, "throttled_time": 12345}

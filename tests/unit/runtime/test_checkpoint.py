@@ -26,8 +26,11 @@ def _record(tmp_path: Path) -> ContainerRecord:
         command=mesos_pb2.CommandInfo(shell=False, value="/bin/x", arguments=["x", "y"]),
         sandbox=tmp_path / "sandbox",
         environment={"A": "1"},
-        resources=[mesos_pb2.Resource(name="cpus", type=mesos_pb2.Value.SCALAR,
-                                      scalar=mesos_pb2.Value.Scalar(value=1.5))],
+        resources=[
+            mesos_pb2.Resource(
+                name="cpus", type=mesos_pb2.Value.SCALAR, scalar=mesos_pb2.Value.Scalar(value=1.5)
+            )
+        ],
         container_info=info,
         user="nobody",
         parent_id="parent",

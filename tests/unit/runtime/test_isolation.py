@@ -35,9 +35,7 @@ def test_posix_flag_gives_posix_isolators_and_launcher(tmp_path: Path) -> None:
 def test_filesystem_runs_first_and_volumes_after_namespaces(tmp_path: Path) -> None:
     flag = "volume/host_path, namespaces/pid,filesystem/linux,namespaces/pid"
     isolators = isolation_from_flag(flag, _context(tmp_path))
-    assert [i.name for i in isolators] == [
-        "filesystem/linux", "namespaces/pid", "volume/host_path"
-    ]
+    assert [i.name for i in isolators] == ["filesystem/linux", "namespaces/pid", "volume/host_path"]
 
 
 def test_unknown_isolators_are_named(tmp_path: Path) -> None:
@@ -61,18 +59,28 @@ def test_default_is_linux_as_root_with_cgroups(tmp_path: Path) -> None:
 
 
 def _request(info: LaunchInfo) -> LaunchRequest:
-    return LaunchRequest("c", ResolvedCommand("/bin/sh", ["sh"]), {"A": "1"}, Path("/sb"),
-                         launch_info=info)
+    return LaunchRequest(
+        "c", ResolvedCommand("/bin/sh", ["sh"]), {"A": "1"}, Path("/sb"), launch_info=info
+    )
 
 
 def test_child_plan_with_an_image_gets_the_kernel_filesystems_first() -> None:
-    info = LaunchInfo(rootfs=Path("/images/r"), namespaces=sys_.CLONE_NEWPID,
-                      mounts=[Mount("/data", source=Path("/host"))])
+    info = LaunchInfo(
+        rootfs=Path("/images/r"),
+        namespaces=sys_.CLONE_NEWPID,
+        mounts=[Mount("/data", source=Path("/host"))],
+    )
     plan = build_child_plan(_request(info))
     assert plan.new_pid_namespace
     assert plan.namespaces & sys_.CLONE_NEWNS and not plan.namespaces & sys_.CLONE_NEWPID
-    assert [m.target for m in plan.mounts] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
-                                               "/data"]
+    assert [m.target for m in plan.mounts] == [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/sys",
+        "/data",
+    ]
     assert plan.working_directory == "/sb"
     assert plan.stdout_path == Path("/sb/stdout")
     assert plan.no_new_privileges
@@ -106,8 +114,12 @@ def test_volume_isolators_map_relative_paths_into_the_sandbox(tmp_path: Path) ->
     volume.source.type = mesos_pb2.Volume.Source.SANDBOX_PATH
     volume.source.sandbox_path.type = mesos_pb2.Volume.Source.SandboxPath.SELF
     volume.source.sandbox_path.path = "data/cache"
-    config = ContainerConfig(command=mesos_pb2.CommandInfo(value="true"), sandbox=tmp_path,
-                             environment={}, container_info=info)
+    config = ContainerConfig(
+        command=mesos_pb2.CommandInfo(value="true"),
+        sandbox=tmp_path,
+        environment={},
+        container_info=info,
+    )
     launch_info = anyio.run(SandboxPathVolumeIsolator().prepare, "c", config)
     assert launch_info is not None
     assert launch_info.mounts == [
@@ -124,9 +136,12 @@ async def _run_true(tmp_path: Path) -> int | None:
     sandbox.mkdir()
     containerizer = build_containerizer(tmp_path / "runtime", isolation=POSIX_ISOLATION)
     async with containerizer:
-        await containerizer.launch("c", ContainerConfig(
-            command=mesos_pb2.CommandInfo(value="exit 4"), sandbox=sandbox, environment={}
-        ))
+        await containerizer.launch(
+            "c",
+            ContainerConfig(
+                command=mesos_pb2.CommandInfo(value="exit 4"), sandbox=sandbox, environment={}
+            ),
+        )
         return (await containerizer.wait("c")).wait_status
 
 

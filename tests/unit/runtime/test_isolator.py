@@ -27,8 +27,15 @@ def test_table_refuses_an_isolator_twice() -> None:
 
 def test_launch_infos_merge_in_order() -> None:
     merged = LaunchInfo(environment={"A": "1", "B": "1"}, namespaces=1)
-    merged.merge(LaunchInfo(environment={"B": "2"}, namespaces=4, rootfs=Path("/r"),
-                            cgroup_join_files=[Path("/c")], mounts=[Mount("/x")]))
+    merged.merge(
+        LaunchInfo(
+            environment={"B": "2"},
+            namespaces=4,
+            rootfs=Path("/r"),
+            cgroup_join_files=[Path("/c")],
+            mounts=[Mount("/x")],
+        )
+    )
     merged.merge(LaunchInfo(hostname="h", working_directory="/w"))
     assert merged.environment == {"A": "1", "B": "2"}
     assert merged.namespaces == 5

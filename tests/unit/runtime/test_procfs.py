@@ -16,7 +16,10 @@ def test_parses_a_command_name_with_spaces_and_parentheses(tmp_path: Path) -> No
     sample = procfs.read_process(42, proc_root=tmp_path)
     assert sample is not None
     assert (sample.state, sample.parent_pid, sample.process_group, sample.session) == (
-        "S", 1, 42, 42
+        "S",
+        1,
+        42,
+        42,
     )
     assert (sample.user_ticks, sample.system_ticks) == (7, 3)
     assert (sample.threads, sample.start_ticks, sample.rss_pages) == (5, 99, 11)

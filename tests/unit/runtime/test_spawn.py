@@ -27,8 +27,9 @@ def _run(spec: SpawnSpec) -> int:
 
 
 def test_runs_in_the_working_directory_with_exactly_the_environment(tmp_path: Path) -> None:
-    status = _run(_spec(tmp_path, "/bin/sh", "-c", "pwd; /usr/bin/env",
-                        environment={"ONLY": "this one"}))
+    status = _run(
+        _spec(tmp_path, "/bin/sh", "-c", "pwd; /usr/bin/env", environment={"ONLY": "this one"})
+    )
     assert os.waitstatus_to_exitcode(status) == 0
     lines = (tmp_path / "stdout").read_text().splitlines()
     assert lines[0] == str(tmp_path)
