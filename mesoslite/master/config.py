@@ -48,6 +48,12 @@ class MasterConfig:
     # faster than the agent starts them, and every task waits behind the queue. None:
     # no flow control.
     max_staging_tasks_per_agent: int | None = 1
+    # ...and the same pause while this many tasks are launched but not yet running
+    # (TASK_STAGING or TASK_STARTING): the command executor reports STARTING before
+    # its container starts, so containers slower to start than the scheduler launches
+    # (an image's) would otherwise queue without bound on the agent, and the last of a
+    # burst wait seconds for TASK_RUNNING. Deep enough that the agent never runs dry.
+    max_launching_tasks_per_agent: int | None = 64
     launch_pause_max_s: float = 1.0
 
     # Roles: None allows every valid role; otherwise only these (and "*").

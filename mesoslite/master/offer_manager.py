@@ -151,13 +151,22 @@ class OfferManager:
 
     # ------------------------------------------------------------------ launch flow control
 
+    def _launch_backlog(self, agent: Agent) -> bool:
+        """Whether the agent has too many tasks to start to be offered more (see
+        MasterConfig.max_staging_tasks_per_agent and max_launching_tasks_per_agent)."""
+        config = self._master.config
+        staging = config.max_staging_tasks_per_agent
+        launching = config.max_launching_tasks_per_agent
+        return (staging is not None and len(agent.staging) >= staging) or (
+            launching is not None and len(agent.launching) >= launching
+        )
+
     def launched_on(self, agent: Agent) -> None:
         """Tasks were launched on the agent: pause its offers if it has too many to
-        start (see MasterConfig.max_staging_tasks_per_agent)."""
-        config = self._master.config
-        limit = config.max_staging_tasks_per_agent
-        if limit is None or agent.launch_pause is not None or len(agent.staging) < limit:
+        start."""
+        if agent.launch_pause is not None or not self._launch_backlog(agent):
             return
+        config = self._master.config
         self._master.allocator.pause_agent(agent.id)
         agent_id = agent.id
         agent.launch_pause = self._master.timers.call_later(
@@ -166,8 +175,7 @@ class OfferManager:
 
     def caught_up(self, agent: Agent) -> None:
         """A staging task of the agent moved on (or went away)."""
-        limit = self._master.config.max_staging_tasks_per_agent
-        if agent.launch_pause is not None and (limit is None or len(agent.staging) < limit):
+        if agent.launch_pause is not None and not self._launch_backlog(agent):
             self._resume(agent.id)
 
     def _resume(self, agent_id: str) -> None:

@@ -19,6 +19,7 @@ from mesoslite.resources import Resources
 from mesoslite.wire.http import EventStream
 
 __all__ = [
+    "LAUNCHING_STATES",
     "Agent",
     "Framework",
     "GoneAgent",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 Capability = mesos_pb2.FrameworkInfo.Capability
+
+# A task launched and not yet running (launch flow control counts these).
+LAUNCHING_STATES = frozenset({mesos_pb2.TASK_STAGING, mesos_pb2.TASK_STARTING})
 
 
 def framework_roles(info: mesos_pb2.FrameworkInfo) -> tuple[str, ...]:
@@ -148,6 +152,8 @@ class Agent:
         # (framework id, task id) of its tasks still in TASK_STAGING (launched, no
         # update yet), and the timer that ends a pause of its offers (flow control).
         self.staging: set[tuple[str, str]] = set()
+        # Launched and not yet running: TASK_STAGING or TASK_STARTING.
+        self.launching: set[tuple[str, str]] = set()
         self.launch_pause: Timer | None = None
         # framework id -> executor id -> ExecutorInfo
         self.executors: dict[str, dict[str, mesos_pb2.ExecutorInfo]] = {}
@@ -180,9 +186,12 @@ class Agent:
         self.tasks.setdefault(task.framework_id.value, {})[task.task_id.value] = task
         if task.state == mesos_pb2.TASK_STAGING:
             self.staging.add((task.framework_id.value, task.task_id.value))
+        if task.state in LAUNCHING_STATES:
+            self.launching.add((task.framework_id.value, task.task_id.value))
 
     def remove_task(self, task: mesos_pb2.Task) -> None:
         self.staging.discard((task.framework_id.value, task.task_id.value))
+        self.launching.discard((task.framework_id.value, task.task_id.value))
         framework_tasks = self.tasks.get(task.framework_id.value)
         if framework_tasks is not None:
             framework_tasks.pop(task.task_id.value, None)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mesoslite.master.events import update_event
 from mesoslite.master.master_updates import task_snapshot_status
 from mesoslite.master.reconciliation import reconcile_tasks
-from mesoslite.master.state import Agent, Framework
+from mesoslite.master.state import LAUNCHING_STATES, Agent, Framework
 from mesoslite.master.task_state import (
     AgentStanding,
     is_terminal,
@@ -96,10 +96,13 @@ class TaskTracker:
         previous = task.state
         current = next_state(previous, latest_state if latest_state is not None else status.state)
         task.state = current
-        if previous == mesos_pb2.TASK_STAGING and current != previous:
+        if previous in LAUNCHING_STATES and current != previous:
             agent = self._master.state.agents.get(task.agent_id.value)
             if agent is not None:
-                agent.staging.discard((task.framework_id.value, task.task_id.value))
+                key = (task.framework_id.value, task.task_id.value)
+                agent.staging.discard(key)
+                if current not in LAUNCHING_STATES:
+                    agent.launching.discard(key)
                 self._master.offers.caught_up(agent)
         # Keep one status per state run (health checks repeat TASK_RUNNING), without
         # the framework's opaque data, which may be large.

@@ -322,3 +322,25 @@ async def test_launches_below_the_limit_do_not_pause() -> None:
         await agent.update(scheduler.framework_id, "t2", mesos_pb2.TASK_RUNNING)
         with anyio.fail_after(5):
             await scheduler.offers()
+
+
+async def test_tasks_still_starting_count_against_the_launch_limit() -> None:
+    """STARTING is not yet RUNNING: with two tasks launched and starting the agent's
+    remaining resources wait until one of them runs."""
+    async with running_master(
+        max_staging_tasks_per_agent=None, max_launching_tasks_per_agent=2, launch_pause_max_s=60.0
+    ) as cluster:
+        agent = await cluster.add_agent(resources="cpus:8;mem:8192")
+        scheduler = await cluster.scheduler()
+        [offer] = await scheduler.offers()
+        tasks = [command_task(name, agent.agent_id, cpus=1, mem=32) for name in ("t1", "t2")]
+        await scheduler.launch(offer, *tasks, filters={"refuse_seconds": 0})
+        for name in ("t1", "t2"):
+            await agent.update(scheduler.framework_id, name, mesos_pb2.TASK_STARTING)
+        await settle()
+        assert not [e for e in scheduler.pending_events() if e["type"] == "OFFERS"]
+        await agent.update(scheduler.framework_id, "t1", mesos_pb2.TASK_RUNNING)
+        with anyio.fail_after(5):
+            [again] = await scheduler.offers()
+        cpus = sum(r["scalar"]["value"] for r in again["resources"] if r["name"] == "cpus")
+        assert cpus == 6.0
