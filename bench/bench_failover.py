@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -82,6 +83,7 @@ def mesoslite_trials(trials: int) -> list[float]:
         return durations
     finally:
         cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def etcd_trials(trials: int) -> list[float]:

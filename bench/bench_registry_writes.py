@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -127,6 +128,7 @@ def mesoslite_system() -> Iterator[System]:
             yield System("mesoslite", write, lambda count: in_flight(url, weights_body, count))
     finally:
         cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- etcd

@@ -151,12 +151,17 @@ class OfferManager:
 
     # ------------------------------------------------------------------ launch flow control
 
-    def _launch_backlog(self, agent: Agent) -> bool:
+    def _launch_backlog(self, agent: Agent, *, resuming: bool = False) -> bool:
         """Whether the agent has too many tasks to start to be offered more (see
-        MasterConfig.max_staging_tasks_per_agent and max_launching_tasks_per_agent)."""
+        MasterConfig.max_staging_tasks_per_agent and max_launching_tasks_per_agent).
+
+        A pause for launching tasks ends only once half of them run: resuming at the
+        first one would offer one task's room at a time, one ACCEPT per task."""
         config = self._master.config
         staging = config.max_staging_tasks_per_agent
         launching = config.max_launching_tasks_per_agent
+        if launching is not None and resuming:
+            launching = launching // 2 + 1  # resume with at most half still launching
         return (staging is not None and len(agent.staging) >= staging) or (
             launching is not None and len(agent.launching) >= launching
         )
@@ -175,7 +180,7 @@ class OfferManager:
 
     def caught_up(self, agent: Agent) -> None:
         """A staging task of the agent moved on (or went away)."""
-        if agent.launch_pause is not None and not self._launch_backlog(agent):
+        if agent.launch_pause is not None and not self._launch_backlog(agent, resuming=True):
             self._resume(agent.id)
 
     def _resume(self, agent_id: str) -> None:

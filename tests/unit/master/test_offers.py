@@ -344,3 +344,26 @@ async def test_tasks_still_starting_count_against_the_launch_limit() -> None:
             [again] = await scheduler.offers()
         cpus = sum(r["scalar"]["value"] for r in again["resources"] if r["name"] == "cpus")
         assert cpus == 6.0
+
+
+async def test_a_launching_pause_ends_once_half_of_them_run() -> None:
+    """Resuming at the first task to run would offer one task's room at a time."""
+    async with running_master(
+        max_staging_tasks_per_agent=None, max_launching_tasks_per_agent=4, launch_pause_max_s=60.0
+    ) as cluster:
+        agent = await cluster.add_agent(resources="cpus:8;mem:8192")
+        scheduler = await cluster.scheduler()
+        [offer] = await scheduler.offers()
+        names = ["t1", "t2", "t3", "t4"]
+        tasks = [command_task(name, agent.agent_id, cpus=1, mem=32) for name in names]
+        await scheduler.launch(offer, *tasks, filters={"refuse_seconds": 0})
+        for name in names:
+            await agent.update(scheduler.framework_id, name, mesos_pb2.TASK_STARTING)
+        await agent.update(scheduler.framework_id, "t1", mesos_pb2.TASK_RUNNING)
+        await settle()
+        assert not [e for e in scheduler.pending_events() if e["type"] == "OFFERS"]
+        await agent.update(scheduler.framework_id, "t2", mesos_pb2.TASK_RUNNING)
+        with anyio.fail_after(5):
+            [again] = await scheduler.offers()
+        cpus = sum(r["scalar"]["value"] for r in again["resources"] if r["name"] == "cpus")
+        assert cpus == 4.0
