@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import signal
-import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +23,7 @@ from typing import Any, Protocol
 import anyio
 
 from mesoslite.runtime import procfs
+from mesoslite.runtime.child_steps import open_stdio, reset_signals, switch_user, take_stdio
 from mesoslite.runtime.command import ResolvedCommand
 from mesoslite.runtime.exits import ProcessHandle, WatchedProcess
 from mesoslite.runtime.isolator import LaunchInfo
@@ -112,64 +111,18 @@ class Launcher(Protocol):
         ...
 
 
-def _reset_signals_in_child() -> None:
-    # Dispositions the agent set (SIG_IGN survives exec) and its mask go back to default.
-    for number in (
-        signal.SIGPIPE,
-        signal.SIGXFSZ,
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGCHLD,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-    ):
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-
-def _take_stdio_in_child(stdio: ContainerStdio) -> None:
-    """The switchboard's ends become 0, 1, 2; a pseudo terminal the controlling tty
-    (the child has just become a session leader)."""
-    for target, fd in enumerate((stdio.stdin, stdio.stdout, stdio.stderr)):
-        os.dup2(fd, target)
-    if stdio.tty:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _open_stdio_in_child(sandbox: Path) -> None:
-    stdout_path, stderr_path = stdio_paths(sandbox)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    for target, path, mode in (
-        (0, Path("/dev/null"), os.O_RDONLY),
-        (1, stdout_path, flags),
-        (2, stderr_path, flags),
-    ):
-        fd = os.open(path, mode, 0o644)
-        if fd != target:
-            os.dup2(fd, target)
-            os.close(fd)
-
-
-def _switch_user_in_child(user: UserIdentity) -> None:
-    os.setgroups(list(user.groups))
-    os.setgid(user.gid)
-    os.setuid(user.uid)
-
-
 def _exec_in_child(request: LaunchRequest, error_pipe: int) -> None:
     """Runs in the forked child; never returns."""
     try:
         os.setsid()
-        _reset_signals_in_child()
+        reset_signals()
         if request.stdio is not None:
-            _take_stdio_in_child(request.stdio)
+            take_stdio(request.stdio)
         else:
-            _open_stdio_in_child(request.sandbox)
+            open_stdio(*stdio_paths(request.sandbox))
         os.chdir(request.sandbox)
         if request.user is not None:
-            _switch_user_in_child(request.user)
+            switch_user(request.user)
         os.closerange(3, error_pipe)
         os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
         os.execve(request.command.executable, request.command.argv, request.environment)

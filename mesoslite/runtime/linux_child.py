@@ -9,17 +9,15 @@ reaper's memory and every exec unmaps it again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
-import signal
 import socket
 import stat
-import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesoslite.runtime import linux_syscalls as sys_
+from mesoslite.runtime.child_steps import open_stdio, reset_signals, switch_user, take_stdio
 from mesoslite.runtime.launch_types import ContainerStdio, LaunchError, Mount, UserIdentity
 
 __all__ = ["ChildPlan", "fork_with_plan", "rootfs_scaffold", "start_child"]
@@ -41,17 +39,6 @@ _DEV_SYMLINKS = (
 )
 _DEVICES = tuple((name.encode(), os.makedev(major, minor)) for name, major, minor in _DEVICE_NODES)
 _LINKS = tuple((name.encode(), target) for name, target in _DEV_SYMLINKS)
-_HIDDEN_SIGNALS = (
-    signal.SIGPIPE,
-    signal.SIGXFSZ,
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGCHLD,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-)
 
 
 def rootfs_scaffold(read_only_sys: bool = True) -> list[Mount]:
@@ -210,9 +197,7 @@ def _join_cgroup(fd: int) -> None:
 
 def _child_setup(plan: ChildPlan, prepared: _Prepared) -> None:
     os.setsid()
-    for number in _HIDDEN_SIGNALS:
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    reset_signals()
     # "0" is the writer itself: our pid here would be 1 (of our own namespace).
     for procs_file in prepared.cgroup_joins:
         _join_cgroup(os.open(procs_file, os.O_WRONLY | os.O_CLOEXEC))
@@ -221,22 +206,9 @@ def _child_setup(plan: ChildPlan, prepared: _Prepared) -> None:
     # would otherwise spend ~100 ms throttled in its own set-up.
     late_joins = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in prepared.late_cgroup_joins]
     if plan.stdio is not None:
-        for target, fd in enumerate((plan.stdio.stdin, plan.stdio.stdout, plan.stdio.stderr)):
-            os.dup2(fd, target)
-        if plan.stdio.tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        take_stdio(plan.stdio)
     else:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        stdout_path, stderr_path = prepared.stdio_paths
-        for target, path, mode in (
-            (0, "/dev/null", os.O_RDONLY),
-            (1, stdout_path, flags),
-            (2, stderr_path, flags),
-        ):
-            fd = os.open(path, mode, 0o644)
-            if fd != target:
-                os.dup2(fd, target)
-                os.close(fd)
+        open_stdio(*prepared.stdio_paths)
     # Every descriptor first: once in the parent's mount namespace, /proc is its.
     entering = [(os.open(path, os.O_RDONLY), nstype) for path, nstype in plan.enter_namespaces]
     for fd, nstype in entering:
@@ -268,9 +240,7 @@ def _child_setup(plan: ChildPlan, prepared: _Prepared) -> None:
     for fd in late_joins:
         _join_cgroup(fd)
     if plan.user is not None:
-        os.setgroups(list(plan.user.groups))
-        os.setgid(plan.user.gid)
-        os.setuid(plan.user.uid)
+        switch_user(plan.user)
     if plan.no_new_privileges:
         sys_.set_no_new_privileges()
 

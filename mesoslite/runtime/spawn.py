@@ -25,11 +25,12 @@ import errno
 import logging
 import os
 import queue
-import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mesoslite.runtime.child_steps import TASK_DEFAULT_SIGNALS
 
 if TYPE_CHECKING:
     import asyncio
@@ -102,21 +103,10 @@ class _Libc:
         self.attr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
         self.sigemptyset = lib.sigemptyset
         self.sigaddset = lib.sigaddset
-        # Signals the agent may ignore or handle that must be default in the task (an
-        # ignored SIGPIPE would otherwise survive exec).
+        # What the agent ignores or handles must be default in the task.
         self.default_signals = ctypes.create_string_buffer(_SIGSET_BYTES)
         self.sigemptyset(self.default_signals)
-        for number in (
-            signal.SIGPIPE,
-            signal.SIGXFSZ,
-            signal.SIGINT,
-            signal.SIGTERM,
-            signal.SIGHUP,
-            signal.SIGQUIT,
-            signal.SIGCHLD,
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-        ):
+        for number in TASK_DEFAULT_SIGNALS:
             self.sigaddset(self.default_signals, int(number))
         self.empty_mask = ctypes.create_string_buffer(_SIGSET_BYTES)
         self.sigemptyset(self.empty_mask)
