@@ -14,7 +14,7 @@ Start -> exit of `/bin/true`, N sequential, through:
 Runs are interleaved (A B C ... A B C ...); the median of the repetitions is reported.
 Then launches/s: N containers started concurrently (bounded) and waited for.
 
-    sudo python bench/bench_containerizer.py [--count 100] [--reps 3] [--concurrent 500]
+    sudo python -m bench.bench_containerizer [--count 100] [--reps 3] [--concurrent 500]
 
 Figures are printed, never asserted. Without root only the posix figures are taken.
 """
@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import anyio
 
+from bench.cluster import describe_host
 from mesoslite.proto import mesos_pb2
 from mesoslite.runtime.api import ContainerConfig
 from mesoslite.runtime.cgroups.layout import CgroupMode, detect_cgroup_layout
@@ -217,15 +217,6 @@ def _runtime_loop(runtime: str, bundle: Path, count: int, state_root: Path) -> f
     return (time.perf_counter() - started) / count
 
 
-def _describe_host() -> str:
-    layout = detect_cgroup_layout()
-    mode = layout.mode.value if layout is not None else "none"
-    return (
-        f"nproc={os.cpu_count()} kernel={platform.release()} cgroups={mode} "
-        f"python={platform.python_version()}"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="sequential containers per rep")
@@ -236,7 +227,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     arguments = parser.parse_args()
 
-    print(_describe_host())
+    print(describe_host())
     is_root = os.geteuid() == 0
     busybox = find_static_busybox()
     work = Path(tempfile.mkdtemp(prefix="bench-containerizer-"))

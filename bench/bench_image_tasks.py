@@ -19,26 +19,22 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 
-from bench.cluster import mesoslite_command, percentile, start, tree_cpu_seconds
-from mesoslite.client.scheduler import SchedulerClient
-from mesoslite.proto import mesos_pb2, scheduler_pb2
-from mesoslite.runtime.cgroups.layout import detect_cgroup_layout
-from mesoslite.wire import media
+from bench.burst import BurstTasks, launch_burst, scalar_resources
+from bench.cluster import describe_host, mesoslite_command, percentile, start, tree_cpu_seconds
+from mesoslite.proto import mesos_pb2
 from tests.support.busybox_image import build_busybox_image, push_busybox
 from tests.support.registry import running_registry
 
 TASK_CPUS = 0.01
 TASK_MEM_MB = 32.0
-_FAILED = (mesos_pb2.TASK_FAILED, mesos_pb2.TASK_LOST, mesos_pb2.TASK_ERROR, mesos_pb2.TASK_DROPPED)
+NAME = "bench-image-tasks"
 
 
 def _image_task(index: int, offer: mesos_pb2.Offer, image: str) -> mesos_pb2.TaskInfo:
@@ -51,81 +47,12 @@ def _image_task(index: int, offer: mesos_pb2.Offer, image: str) -> mesos_pb2.Tas
     task.container.type = mesos_pb2.ContainerInfo.MESOS
     task.container.mesos.image.type = mesos_pb2.Image.DOCKER
     task.container.mesos.image.docker.name = image
-    for name, amount in (("cpus", TASK_CPUS), ("mem", TASK_MEM_MB)):
-        resource = task.resources.add(name=name, type=mesos_pb2.Value.SCALAR)
-        resource.scalar.value = amount
-        resource.allocation_info.role = offer.allocation_info.role
+    scalar_resources(task, offer, cpus=TASK_CPUS, mem=TASK_MEM_MB)
     return task
 
 
-async def launch_all(
-    master: str, image: str, total: int, batch: int, first_index: int = 0
-) -> tuple[float, list[float]]:
-    """Returns tasks/s and the ACCEPT -> RUNNING latencies (seconds)."""
-    framework = mesos_pb2.FrameworkInfo(user="root", name="bench-image-tasks")
-    accepted_at: dict[str, float] = {}
-    running_latency: list[float] = []
-    finished = 0
-    next_index = first_index
-    first_accept = 0.0
-    done_at = 0.0
-    in_flight = anyio.Semaphore(64)
-
-    async def send(call: Callable[[], Awaitable[None]]) -> None:
-        async with in_flight:
-            await call()
-
-    async with (
-        SchedulerClient(master, framework, content_type=media.PROTOBUF) as client,
-        client.subscription() as events,
-    ):
-        async with anyio.create_task_group() as calls:
-            async for event in events:
-                if event.type == scheduler_pb2.Event.OFFERS:
-                    for offer in event.offers.offers:
-                        cpus = sum(r.scalar.value for r in offer.resources if r.name == "cpus")
-                        mem = sum(r.scalar.value for r in offer.resources if r.name == "mem")
-                        fits = int(min(cpus / TASK_CPUS, mem / TASK_MEM_MB))
-                        count = min(fits, first_index + total - next_index, batch)
-                        if count <= 0:
-                            calls.start_soon(
-                                send,
-                                functools.partial(client.decline, [offer.id], refuse_seconds=0.0),
-                            )
-                            continue
-                        tasks = [_image_task(next_index + i, offer, image) for i in range(count)]
-                        next_index += count
-                        now = time.perf_counter()
-                        first_accept = first_accept or now
-                        for task in tasks:
-                            accepted_at[task.task_id.value] = now
-                        calls.start_soon(
-                            send, functools.partial(client.launch, offer, tasks, refuse_seconds=0.0)
-                        )
-                elif event.type == scheduler_pb2.Event.UPDATE:
-                    status = event.update.status
-                    task_id = status.task_id.value
-                    if status.state == mesos_pb2.TASK_RUNNING and task_id in accepted_at:
-                        running_latency.append(time.perf_counter() - accepted_at[task_id])
-                    calls.start_soon(send, functools.partial(client.acknowledge, status))
-                    if status.state == mesos_pb2.TASK_FINISHED:
-                        finished += 1
-                    elif status.state in _FAILED:
-                        raise RuntimeError(f"task {task_id} ended {status.state}: {status.message}")
-                    if finished == total:
-                        done_at = time.perf_counter()
-                        break
-        await client.teardown()
-    return total / (done_at - first_accept), running_latency
-
-
-def _describe_host() -> str:
-    layout = detect_cgroup_layout()
-    mode = layout.mode.value if layout is not None else "none"
-    return (
-        f"nproc={os.cpu_count()} kernel={platform.release()} cgroups={mode} "
-        f"python={platform.python_version()} load={os.getloadavg()[0]:.2f}"
-    )
+def _image_tasks(image: str) -> BurstTasks:
+    return BurstTasks(functools.partial(_image_task, image=image), TASK_CPUS, TASK_MEM_MB)
 
 
 def main() -> None:
@@ -139,24 +66,24 @@ def main() -> None:
     for tool in ("docker-registry", "umoci", "skopeo", "busybox"):
         if shutil.which(tool) is None:
             raise SystemExit(f"needs `{tool}` on PATH")
-    print(_describe_host())
+    print(describe_host())
     print(f"mesoslite: {' '.join(mesoslite_command())}")
     work = Path(tempfile.mkdtemp(prefix="bench-image-tasks-"))
     try:
         image = build_busybox_image(work / "image", shutil.which("busybox") or "busybox")
         with running_registry(shutil.which("docker-registry") or "", work / "registry") as registry:
-            reference = push_busybox(image, registry.host)
+            tasks = _image_tasks(push_busybox(image, registry.host))
             extra = ["--resources", "cpus:64;mem:65536;disk:1000;ports:[31000-32000]"]
             if args.isolation:
                 extra += ["--isolation", args.isolation]
             cluster = start(*extra)
             try:
                 # The first task pulls the image; the measured ones use the local copy.
-                anyio.run(launch_all, cluster.master, reference, 1, 1, 1_000_000)
+                anyio.run(launch_burst, cluster.master, NAME, tasks, 1, 1, 1_000_000)
                 server_before = tree_cpu_seconds(cluster.process.pid)
                 client_before = time.process_time()
                 rate, latencies = anyio.run(
-                    launch_all, cluster.master, reference, args.tasks, args.batch
+                    launch_burst, cluster.master, NAME, tasks, args.tasks, args.batch
                 )
                 client_cpu = time.process_time() - client_before
                 server_after = tree_cpu_seconds(cluster.process.pid)

@@ -5,7 +5,7 @@ filter; we time from the DECLINE call until the other framework's OFFERS event. 
 the roles swap (the new holder declines, the first framework is revived). Target: p50
 <= 10 ms.
 
-    python bench/bench_offer_latency.py [--rounds 100]
+    python -m bench.bench_offer_latency [--rounds 100]
 """
 
 from __future__ import annotations

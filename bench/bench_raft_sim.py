@@ -1,6 +1,6 @@
 """Benchmark the Raft simulator and the pure Raft core. Prints figures; asserts nothing.
 
-    python bench/bench_raft_sim.py [--seeds 200] [--proposals 200000]
+    python -m bench.bench_raft_sim [--seeds 200] [--proposals 200000]
 
 - simulator: seeds per second, simulated ticks per second and events per second
   (one process, swarm configurations, faults on);

@@ -2,7 +2,7 @@
 RSS, and the size of the frozen binary. Targets: ready <= 1.5 s, RSS <= 64 MB,
 binary <= 40 MB.
 
-    python bench/bench_startup.py [--trials N]
+    python -m bench.bench_startup [--trials N]
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from mesoslite.runtime.cgroups.layout import detect_cgroup_layout
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +27,16 @@ def mesoslite_command() -> list[str]:
     if Path(binary).is_file() and os.access(binary, os.X_OK):
         return [binary]
     return [sys.executable, "-m", "mesoslite"]
+
+
+def describe_host() -> str:
+    """The facts a benchmark's figures depend on, for its first line."""
+    layout = detect_cgroup_layout()
+    mode = layout.mode.value if layout is not None else "none"
+    return (
+        f"nproc={os.cpu_count()} kernel={platform.release()} cgroups={mode} "
+        f"python={platform.python_version()} load={os.getloadavg()[0]:.2f}"
+    )
 
 
 def free_port() -> int:
