@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import RunningCluster, free_port, start_cluster, stop_cluster
+from tests.e2e.conftest import UpNode, free_port, start_up, stop_up
 
 MESOSLITE = [sys.executable, "-m", "mesoslite"]
 
@@ -21,14 +21,14 @@ def run_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[st
     return subprocess.run([*MESOSLITE, *args], capture_output=True, text=True, timeout=timeout_s)
 
 
-def test_up_prints_urls_and_export_line(cluster: RunningCluster) -> None:
+def test_up_prints_urls_and_export_line(cluster: UpNode) -> None:
     log = cluster.log()
     assert f"http://{cluster.master}" in log
     assert f"http://{cluster.agent}" in log
     assert f"export MESOS_MASTER={cluster.master}" in log
 
 
-def test_execute_wait_returns_the_task_exit_status(cluster: RunningCluster) -> None:
+def test_execute_wait_returns_the_task_exit_status(cluster: UpNode) -> None:
     ok = run_cli(
         "execute", "--master", cluster.master, "--name", "hello", "--command", "echo hi", "--wait"
     )
@@ -41,7 +41,7 @@ def test_execute_wait_returns_the_task_exit_status(cluster: RunningCluster) -> N
     assert "TASK_FAILED" in failed.stdout
 
 
-def test_execute_passes_environment(cluster: RunningCluster) -> None:
+def test_execute_passes_environment(cluster: UpNode) -> None:
     result = run_cli(
         "execute",
         "--master",
@@ -137,7 +137,7 @@ def _pids_running(command_fragment: str) -> list[int]:
 
 
 def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
-    cluster = start_cluster(tmp_path)
+    cluster = start_up(tmp_path)
     marker = f"sleep {600 + os.getpid() % 97}.{time.time_ns() % 1000}"
     try:
         launched = run_cli(
@@ -148,7 +148,7 @@ def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
     finally:
         cluster.process.send_signal(signal.SIGINT)
         cluster.process.wait(timeout=30)
-        stop_cluster(cluster)
+        stop_up(cluster)
     deadline = time.monotonic() + 5
     while _pids_running(marker) and time.monotonic() < deadline:
         time.sleep(0.05)

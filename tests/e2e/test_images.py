@@ -19,7 +19,7 @@ import pytest
 from mesoslite.client.scheduler import SchedulerClient
 from mesoslite.proto import mesos_pb2, scheduler_pb2
 from tests.conftest import require, require_binary, require_root
-from tests.e2e.conftest import RunningCluster, free_port, start_cluster, stop_cluster
+from tests.e2e.conftest import UpNode, free_port, start_up, stop_up
 from tests.support.busybox_image import (
     BUSYBOX_IMAGE_ENV,
     BUSYBOX_IMAGE_HOSTNAME,
@@ -65,9 +65,9 @@ def image_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def up(image_reference: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+def up(image_reference: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpNode]:
     require(shutil.which("busybox") is not None, "needs busybox-static")
-    cluster = start_cluster(
+    cluster = start_up(
         tmp_path_factory.mktemp("up"),
         "--peer-port",
         str(free_port()),
@@ -77,7 +77,7 @@ def up(image_reference: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         yield cluster
     finally:
-        stop_cluster(cluster)  # Ctrl-C: the node stops its tasks
+        stop_up(cluster)  # Ctrl-C: the node stops its tasks
         assert_nothing_left(cluster.data_dir)
 
 
@@ -148,7 +148,7 @@ async def run_to_end(master: str, tasks: list[mesos_pb2.TaskInfo]) -> TaskRun:
     return run
 
 
-def sandbox_of(cluster: RunningCluster, status: mesos_pb2.TaskStatus) -> Path:
+def sandbox_of(cluster: UpNode, status: mesos_pb2.TaskStatus) -> Path:
     container = status.container_status.container_id.value
     runs = f"slaves/*/frameworks/*/executors/*/runs/{container}"
     matches = list((cluster.data_dir / "agent").glob(runs))
@@ -156,7 +156,7 @@ def sandbox_of(cluster: RunningCluster, status: mesos_pb2.TaskStatus) -> Path:
     return matches[0]
 
 
-async def test_a_task_runs_in_its_image(up: RunningCluster, image_reference: str) -> None:
+async def test_a_task_runs_in_its_image(up: UpNode, image_reference: str) -> None:
     shell = (
         "cat /etc/hostname; echo $IMAGE_GREETING; echo $MESOS_SANDBOX; pwd; cat /data/from-image;"
         " test -e /bin/busybox && echo has-busybox; echo oops >&2"
@@ -184,9 +184,7 @@ async def test_a_task_runs_in_its_image(up: RunningCluster, image_reference: str
     assert (sandbox / "stderr").read_text() == "oops\n"
 
 
-async def test_appc_and_docker_containers_are_refused(
-    up: RunningCluster, image_reference: str
-) -> None:
+async def test_appc_and_docker_containers_are_refused(up: UpNode, image_reference: str) -> None:
     appc = image_task("appc", image_reference, "true")
     appc.container.mesos.image.type = mesos_pb2.Image.APPC
     appc.container.mesos.image.ClearField("docker")
@@ -213,9 +211,7 @@ async def test_appc_and_docker_containers_are_refused(
     )
 
 
-async def test_volumes_as_declared(
-    up: RunningCluster, image_reference: str, tmp_path: Path
-) -> None:
+async def test_volumes_as_declared(up: UpNode, image_reference: str, tmp_path: Path) -> None:
     host_rw = tmp_path / "host-rw"
     host_ro = tmp_path / "host-ro"
     host_rw.mkdir()
@@ -253,7 +249,7 @@ async def test_volumes_as_declared(
     assert (sandbox / "kept" / "file").read_text() == "relative\n"
 
 
-async def test_container_figures_from_cgroups(up: RunningCluster, image_reference: str) -> None:
+async def test_container_figures_from_cgroups(up: UpNode, image_reference: str) -> None:
     # Some cpu time first, then idle until killed.
     shell = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 600"
     framework = mesos_pb2.FrameworkInfo(user="root", name="figures")
@@ -302,9 +298,7 @@ async def _figures_after_work(agent: httpx.AsyncClient, container: str) -> dict[
         await anyio.sleep(0.05)
 
 
-async def test_prune_images_keeps_the_excluded_ones(
-    up: RunningCluster, image_reference: str
-) -> None:
+async def test_prune_images_keeps_the_excluded_ones(up: UpNode, image_reference: str) -> None:
     await run_to_end(up.master, [image_task("before-prune", image_reference, "true")])
     records = up.data_dir / "images" / "records"
     assert list(records.glob("*.json"))

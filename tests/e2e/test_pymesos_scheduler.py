@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import RunningCluster
+from tests.e2e.conftest import UpNode
 from tests.e2e.pymesos_support import (
     RecordingScheduler,
     command_task,
@@ -30,7 +30,7 @@ def _state(status: dict[str, Any]) -> str:
     return str(status["state"])
 
 
-def test_offers_carry_resources_and_allocation_info(cluster: RunningCluster) -> None:
+def test_offers_carry_resources_and_allocation_info(cluster: UpNode) -> None:
     scheduler = RecordingScheduler()
     driver = start_driver(scheduler, cluster.master, framework_info("offers"))
     try:
@@ -48,7 +48,7 @@ def test_offers_carry_resources_and_allocation_info(cluster: RunningCluster) -> 
 
 
 def test_command_tasks_run_to_completion_with_acknowledged_updates(
-    cluster: RunningCluster,
+    cluster: UpNode,
 ) -> None:
     scheduler = RecordingScheduler()
     scheduler.on_offers = launch_once(
@@ -90,7 +90,7 @@ def test_command_tasks_run_to_completion_with_acknowledged_updates(
         stop_driver(driver)
 
 
-def test_kill_running_task(cluster: RunningCluster) -> None:
+def test_kill_running_task(cluster: UpNode) -> None:
     scheduler = RecordingScheduler()
     scheduler.on_offers = launch_command_once("sleeper", "sleep 600")
     framework = framework_info("killer", capabilities=[{"type": "TASK_KILLING_STATE"}])
@@ -105,7 +105,7 @@ def test_kill_running_task(cluster: RunningCluster) -> None:
         stop_driver(driver)
 
 
-def test_implicit_and_explicit_reconciliation(cluster: RunningCluster) -> None:
+def test_implicit_and_explicit_reconciliation(cluster: UpNode) -> None:
     scheduler = RecordingScheduler()
     scheduler.on_offers = launch_command_once("long", "sleep 600")
     driver = start_driver(scheduler, cluster.master, framework_info("reconciler"))
@@ -127,7 +127,7 @@ def test_implicit_and_explicit_reconciliation(cluster: RunningCluster) -> None:
         stop_driver(driver)
 
 
-def test_decline_filters_until_revive(cluster: RunningCluster) -> None:
+def test_decline_filters_until_revive(cluster: UpNode) -> None:
     scheduler = RecordingScheduler()
     declined: list[int] = []
 
@@ -151,7 +151,7 @@ def test_decline_filters_until_revive(cluster: RunningCluster) -> None:
         stop_driver(driver)
 
 
-def test_framework_failover_within_timeout_keeps_tasks(cluster: RunningCluster) -> None:
+def test_framework_failover_within_timeout_keeps_tasks(cluster: UpNode) -> None:
     first = RecordingScheduler()
     first.on_offers = launch_command_once("survivor", "sleep 600")
     framework = framework_info("failover", failover_timeout=60.0)
@@ -172,7 +172,7 @@ def test_framework_failover_within_timeout_keeps_tasks(cluster: RunningCluster) 
         stop_driver(driver)
 
 
-def test_framework_removed_when_failover_timeout_expires(cluster: RunningCluster) -> None:
+def test_framework_removed_when_failover_timeout_expires(cluster: UpNode) -> None:
     first = RecordingScheduler()
     first.on_offers = launch_command_once("orphan", "sleep 600")
     framework = framework_info("short-failover", failover_timeout=1.0)
@@ -206,7 +206,7 @@ def test_framework_removed_when_failover_timeout_expires(cluster: RunningCluster
         stop_driver(driver)
 
 
-def test_custom_executor_message_round_trip(cluster: RunningCluster) -> None:
+def test_custom_executor_message_round_trip(cluster: UpNode) -> None:
     scheduler = RecordingScheduler()
     executor = {
         "executor_id": {"value": "echo-executor"},

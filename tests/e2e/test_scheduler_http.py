@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from tests.e2e.conftest import RunningCluster
+from tests.e2e.conftest import UpNode
 
 SUBSCRIBE = {
     "type": "SUBSCRIBE",
@@ -30,7 +30,7 @@ def _read_until(sock: socket.socket, needle: bytes, timeout_s: float = 10) -> by
     return data
 
 
-def test_pymesos_exact_subscribe_request_gets_chunked_stream(cluster: RunningCluster) -> None:
+def test_pymesos_exact_subscribe_request_gets_chunked_stream(cluster: UpNode) -> None:
     host, port = cluster.master.split(":")
     body = json.dumps(SUBSCRIBE).encode()
     # Byte for byte what pymesos' process.py sends (Connection: close included).
@@ -136,7 +136,7 @@ def test_unknown_type_name_is_400(master_http: httpx.Client) -> None:
     assert "type" in dropped.text
 
 
-def test_stream_id_rules_and_unknown_fields(cluster: RunningCluster) -> None:
+def test_stream_id_rules_and_unknown_fields(cluster: UpNode) -> None:
     body = dict(SUBSCRIBE)
     body["subscribe"] = {
         "framework_info": {

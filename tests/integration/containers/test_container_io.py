@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.up_node import UpNode
+
 from .agent_api import JSON, RECORDIO, AgentApi, container_id, killed_by_sigkill, stdin_record
-from .conftest import UpNode
 
 pytestmark = pytest.mark.anyio
 

@@ -14,9 +14,9 @@ import pytest
 from mesoslite.client.scheduler import SchedulerClient
 from mesoslite.proto import mesos_pb2, scheduler_pb2
 from mesoslite.runtime.pause import PAUSE_PROGRAM_NAME
+from tests.support.up_node import UpNode
 
 from .agent_api import AgentApi, container_id, stdin_record
-from .conftest import UpNode
 
 pytestmark = pytest.mark.anyio
 
